@@ -78,7 +78,7 @@ type Backend interface {
 // Conv2dParams are a 2-D convolution's stride and zero padding. Padding may
 // be asymmetric (the AutoencoderKL downsampler pads (0,1,0,1)).
 type Conv2dParams struct {
-	StrideH, StrideW                       int
+	StrideH, StrideW                     int
 	PadTop, PadBottom, PadLeft, PadRight int
 }
 

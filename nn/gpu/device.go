@@ -143,8 +143,8 @@ type Stats struct {
 }
 
 const (
-	uniformSlot  = 256        // bytes per dispatch's parameter block
-	uniformSlots = 1024       // dispatches per batch before a forced flush
+	uniformSlot  = 256         // bytes per dispatch's parameter block
+	uniformSlots = 1024        // dispatches per batch before a forced flush
 	maxParams    = uniformSlot // parameter block size limit
 )
 
