@@ -285,3 +285,16 @@ func (g *GPU) grid(n int) (int, int) {
 	y := (n + lim - 1) / lim
 	return (n + y - 1) / y, y
 }
+
+// Autotune picks kernel variants for this adapter by timing them on small
+// problems (a fraction of a second in all). Without it, variants follow the
+// adapter type: barrier-free kernels on CPU adapters, workgroup-tiled ones on
+// GPUs.
+func (g *GPU) Autotune() {
+	for _, f := range autotuners {
+		f(g)
+	}
+}
+
+// autotuners are registered by op files that have several variants.
+var autotuners []func(g *GPU)

@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 
@@ -21,6 +22,10 @@ var (
 // Metal or D3D12; lavapipe on machines without a GPU).
 func Open(opt Options) (*Device, error) {
 	instOnce.Do(func() {
+		// Mesa's Vulkan loader warns on every start without it.
+		if os.Getenv("XDG_RUNTIME_DIR") == "" {
+			os.Setenv("XDG_RUNTIME_DIR", os.TempDir())
+		}
 		wgpu.SetLogLevel(wgpu.LogLevelError)
 		inst = wgpu.CreateInstance(nil)
 	})
@@ -67,8 +72,13 @@ func Open(opt Options) (*Device, error) {
 	ai := ad.GetInfo()
 	dl := dev.GetLimits().Limits
 	d := &Device{adapter: ad, dev: dev}
+	name := ai.Name
+	if strings.HasPrefix(name, "0x") || name == "" {
+		// Mesa reports the PCI id as the name; the driver string names it.
+		name = ai.DriverDescription
+	}
 	d.info = Info{
-		Name:         ai.Name,
+		Name:         name,
 		Vendor:       ai.VendorName,
 		Architecture: ai.Architecture,
 		Driver:       ai.DriverDescription,
