@@ -69,6 +69,9 @@ type Backend interface {
 	// TimestepEmbedding is diffusers' get_timestep_embedding for t [B]
 	// (float32, fractional allowed) → [B, dim].
 	TimestepEmbedding(t *Tensor, dim int, flipSinToCos bool, downscaleFreqShift float32, scale float32, maxPeriod float32) *Tensor
+	// Gather returns rows ids of table [V, D] as [len(ids), D] (embedding
+	// lookup). Every id must be in [0, V).
+	Gather(table *Tensor, ids []int) *Tensor
 	// Reduce reduces all elements of x to a [1] tensor.
 	Reduce(op ReduceOp, x *Tensor) *Tensor
 	// SquaredError returns Σ(a−b)² as a [1] tensor.
