@@ -216,23 +216,15 @@ func (m *AutoencoderKL) runCoder(be Backend, c *vaeCoder, x *Tensor, decoder boo
 			Free(h)
 			h = n
 		}
-		for _, s := range []interface {
-			Forward(Backend, *Tensor) *Tensor
-		}{b.Down, b.Up} {
-			switch v := s.(type) {
-			case *Downsample2D:
-				if v != nil {
-					n := v.Forward(be, h)
-					Free(h)
-					h = n
-				}
-			case *Upsample2D:
-				if v != nil {
-					n := v.Forward(be, h)
-					Free(h)
-					h = n
-				}
-			}
+		if b.Down != nil {
+			n := b.Down.Forward(be, h)
+			Free(h)
+			h = n
+		}
+		if b.Up != nil {
+			n := b.Up.Forward(be, h)
+			Free(h)
+			h = n
 		}
 	}
 	if !decoder {
@@ -301,8 +293,9 @@ func splitChannels(be Backend, x *Tensor) (*Tensor, *Tensor) {
 	a0, a1 := Narrow(p, 0, 1), Narrow(p, 1, 1)
 	Free(p)
 	// Materialise each half so callers own compact tensors.
-	m0, m1 := be.Affine(Reshape(a0, b, c, h, w), 1, 0), be.Affine(Reshape(a1, b, c, h, w), 1, 0)
-	Free(a0, a1)
+	r0, r1 := Reshape(a0, b, c, h, w), Reshape(a1, b, c, h, w)
+	m0, m1 := be.Affine(r0, 1, 0), be.Affine(r1, 1, 0)
+	Free(a0, a1, r0, r1)
 	return m0, m1
 }
 
