@@ -1,0 +1,195 @@
+package samplers
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"retrace/nn"
+	"retrace/nn/tokenizer"
+)
+
+// StableDiffusion is a text-to-image pipeline with diffusers'
+// StableDiffusionPipeline semantics: tokenize, encode the prompt and the
+// negative prompt, denoise with classifier-free guidance, decode with the
+// VAE.
+type StableDiffusion struct {
+	Tokenizer   *tokenizer.Tokenizer
+	TextEncoder *nn.CLIPTextModel
+	UNet        *nn.UNet2DConditionModel
+	VAE         *nn.AutoencoderKL
+	Scheduler   *DDIM
+}
+
+// Components names the folders of a pipeline's parts (a diffusers pipeline
+// folder has them as subfolders named in model_index.json).
+type Components struct {
+	Tokenizer, TextEncoder, UNet, VAE, Scheduler string
+}
+
+// PipelineComponents reads model_index.json of a diffusers pipeline folder
+// and returns the component folders.
+func PipelineComponents(dir string) (Components, error) {
+	var idx map[string]json.RawMessage
+	b, err := os.ReadFile(filepath.Join(dir, "model_index.json"))
+	if err != nil {
+		return Components{}, fmt.Errorf("pipeline: %w", err)
+	}
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return Components{}, fmt.Errorf("pipeline: model_index.json: %w", err)
+	}
+	for _, k := range []string{"tokenizer", "text_encoder", "unet", "vae", "scheduler"} {
+		if _, ok := idx[k]; !ok {
+			return Components{}, fmt.Errorf("pipeline: model_index.json has no %q component", k)
+		}
+	}
+	return Components{
+		Tokenizer:   filepath.Join(dir, "tokenizer"),
+		TextEncoder: filepath.Join(dir, "text_encoder"),
+		UNet:        filepath.Join(dir, "unet"),
+		VAE:         filepath.Join(dir, "vae"),
+		Scheduler:   filepath.Join(dir, "scheduler", "scheduler_config.json"),
+	}, nil
+}
+
+// LoadStableDiffusion loads every component onto be; storage is the dtype
+// of matrix and convolution weights (F32 or F16).
+func LoadStableDiffusion(be nn.Backend, c Components, storage nn.DType) (*StableDiffusion, error) {
+	sd := &StableDiffusion{}
+	var err error
+	if sd.Tokenizer, err = tokenizer.Load(c.Tokenizer); err != nil {
+		return nil, err
+	}
+	if sd.TextEncoder, err = nn.LoadCLIPTextModelDir(be, c.TextEncoder, storage); err != nil {
+		return nil, err
+	}
+	if sd.UNet, err = nn.LoadUNet2DConditionModelDir(be, c.UNet, storage); err != nil {
+		sd.Free()
+		return nil, err
+	}
+	if sd.VAE, err = nn.LoadAutoencoderKLDir(be, c.VAE, storage); err != nil {
+		sd.Free()
+		return nil, err
+	}
+	cfg, err := LoadSchedulerConfig(c.Scheduler)
+	if err != nil {
+		sd.Free()
+		return nil, err
+	}
+	if sd.Scheduler, err = NewDDIM(cfg); err != nil {
+		sd.Free()
+		return nil, err
+	}
+	return sd, nil
+}
+
+// Free releases every model.
+func (sd *StableDiffusion) Free() {
+	if sd.TextEncoder != nil {
+		sd.TextEncoder.Free()
+	}
+	if sd.UNet != nil {
+		sd.UNet.Free()
+	}
+	if sd.VAE != nil {
+		sd.VAE.Free()
+	}
+}
+
+// EncodePrompt returns the text encoder's last hidden state [1, 77, D] for
+// a prompt. A prompt longer than the encoder's window is an error (rather
+// than silently dropping its end).
+func (sd *StableDiffusion) EncodePrompt(be nn.Backend, prompt string) (*nn.Tensor, error) {
+	max := sd.TextEncoder.Config.MaxPositionEmbeddings
+	ids, truncated := sd.Tokenizer.EncodePadded(prompt, max)
+	if truncated {
+		return nil, fmt.Errorf("pipeline: the prompt has %d tokens, more than the %d the text encoder reads (including start and end)", len(sd.Tokenizer.Encode(prompt)), max)
+	}
+	out, err := sd.TextEncoder.Forward(be, [][]int{ids}, false)
+	if err != nil {
+		return nil, err
+	}
+	nn.Free(out.Pooled)
+	return out.LastHiddenState, nil
+}
+
+// GenerateOptions controls Generate.
+type GenerateOptions struct {
+	Prompt, NegativePrompt string
+	Steps                  int
+	Guidance               float32
+	// Latents is the initial noise [1, C, h, w] (already scaled by the
+	// scheduler's init_noise_sigma, which is 1 for DDIM).
+	Latents *nn.Tensor
+	// OnStep, if set, sees the latents after each step (k from 0).
+	OnStep func(k, t int, latents *nn.Tensor) error
+}
+
+// Generate runs the pipeline and returns the final latents and the decoded
+// image [1, C, H, W] in [0, 1] (diffusers' (x/2 + 0.5).clamp(0, 1)).
+func (sd *StableDiffusion) Generate(be nn.Backend, o GenerateOptions) (latents, image *nn.Tensor, err error) {
+	if o.Latents == nil {
+		return nil, nil, fmt.Errorf("pipeline: no initial latents")
+	}
+	if o.Steps <= 0 {
+		return nil, nil, fmt.Errorf("pipeline: %d steps", o.Steps)
+	}
+	cond, err := sd.EncodePrompt(be, o.Prompt)
+	if err != nil {
+		return nil, nil, err
+	}
+	uncond, err := sd.EncodePrompt(be, o.NegativePrompt)
+	if err != nil {
+		nn.Free(cond)
+		return nil, nil, err
+	}
+	ctx := be.Concat(0, uncond, cond) // diffusers order: [uncond, cond]
+	nn.Free(cond, uncond)
+	defer nn.Free(ctx)
+	if err := sd.Scheduler.SetTimesteps(o.Steps); err != nil {
+		return nil, nil, err
+	}
+	x := be.Affine(o.Latents, 1, 0)
+	for k, t := range sd.Scheduler.Timesteps {
+		in := be.Concat(0, x, x)
+		eps, err := sd.UNet.Forward(be, in, []float32{float32(t)}, ctx)
+		nn.Free(in)
+		if err != nil {
+			nn.Free(x)
+			return nil, nil, err
+		}
+		eu, ec := nn.Narrow(eps, 0, 1), nn.Narrow(eps, 1, 1)
+		guided := be.Axpby(1-o.Guidance, eu, o.Guidance, ec)
+		nn.Free(eu, ec, eps)
+		nx := sd.Scheduler.Step(be, guided, t, x)
+		nn.Free(guided, x)
+		x = nx
+		if err := be.Err(); err != nil {
+			nn.Free(x)
+			return nil, nil, err
+		}
+		if o.OnStep != nil {
+			if err := o.OnStep(k, t, x); err != nil {
+				nn.Free(x)
+				return nil, nil, err
+			}
+		}
+	}
+	z := be.Affine(x, 1/sd.VAE.Config.ScalingFactor, 0)
+	dec, err := sd.VAE.Decode(be, z)
+	nn.Free(z)
+	if err != nil {
+		nn.Free(x)
+		return nil, nil, err
+	}
+	img01 := be.Affine(dec, 0.5, 0.5)
+	nn.Free(dec)
+	img := be.Clamp(img01, 0, 1)
+	nn.Free(img01)
+	if err := be.Err(); err != nil {
+		nn.Free(x, img)
+		return nil, nil, err
+	}
+	return x, img, nil
+}
