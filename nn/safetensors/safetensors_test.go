@@ -433,6 +433,8 @@ func TestSafetensorsWriteErrors(t *testing.T) {
 		{"dtype", []Tensor{{Name: "w", DType: "F128", Shape: []int{0}}}, nil, `tensor "w": unsupported dtype "F128"`},
 		{"negative dim", []Tensor{{Name: "w", DType: U8, Shape: []int{-1}}}, nil, `tensor "w": negative dimension in shape [-1]`},
 		{"overflow", []Tensor{{Name: "w", DType: U8, Shape: []int{1 << 62, 4}}}, nil, `tensor "w": shape [4611686018427387904 4] overflows`},
+		{"bytes overflow", []Tensor{{Name: "w", DType: F64, Shape: []int{1 << 61}}}, nil, `tensor "w": shape [2305843009213693952] overflows`},
+		{"zero dim", []Tensor{{Name: "w", DType: F64, Shape: []int{1 << 62, 0, 1 << 62}, Data: []byte{}}, {Name: "z", DType: U8, Shape: []int{1, 2}}}, nil, `tensor "z": U8 shape [1 2] needs 2 bytes, Data has 0`},
 		{"size", []Tensor{{Name: "w", DType: F32, Shape: []int{3}, Data: make([]byte, 8)}}, nil, `tensor "w": F32 shape [3] needs 12 bytes, Data has 8`},
 		{"metadata utf8", []Tensor{ok}, map[string]string{"k": "\xff"}, `metadata "k": not valid UTF-8`},
 	}
