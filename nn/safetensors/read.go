@@ -119,7 +119,7 @@ func convert[T float32 | float64 | int64](f *File, name, to string, check func(f
 	if err != nil {
 		return nil, err
 	}
-	if t.DType == F8E4M3 || t.DType == F8E5M2 {
+	if !convertible(t.DType) {
 		return nil, f.errorf(name, "cannot convert %s to %s", t.DType, to)
 	}
 	out := make([]T, t.NumElements())
@@ -136,6 +136,11 @@ func convert[T float32 | float64 | int64](f *File, name, to string, check func(f
 		return nil, err
 	}
 	return out, nil
+}
+
+// convertible reports whether the numeric accessors handle d.
+func convertible(d DType) bool {
+	return d.Size() != 0 && d != F8E4M3 && d != F8E5M2
 }
 
 // decode converts the len(b)/size little-endian elements of b to T, with Go's

@@ -36,9 +36,11 @@
 // concurrent use when its ReaderAt is (an *os.File and a *bytes.Reader are).
 //
 // Every header problem is reported as a *FormatError naming the file (when
-// opened by path), the tensor and the problem. Allocations made while
-// parsing are bounded by the bytes actually present, so a tiny or hostile
-// input cannot make Parse allocate a lot of memory.
+// opened by path), the tensor and the problem; read failures wrap the
+// reader's error. Allocations made while parsing are bounded by the bytes
+// actually present, so a tiny or hostile input cannot make Parse allocate a
+// lot of memory, and the bytes a File's accessors allocate are bounded by
+// the size given to Parse.
 //
 // # Writing
 //
@@ -247,7 +249,7 @@ func parse(name string, r io.ReaderAt, size int64) (*File, error) {
 	}
 	var lenBuf [8]byte
 	if err := readFull(r, lenBuf[:], 0); err != nil {
-		return nil, f.errorf("", "reading header length: %v", err)
+		return nil, fmt.Errorf("safetensors: %sreading header length: %w", fileLabel(f.name), err)
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
 	if n > MaxHeaderSize {
@@ -260,11 +262,11 @@ func parse(name string, r io.ReaderAt, size int64) (*File, error) {
 	// delivered, so a reader that lies about its size cannot make us
 	// allocate the claimed header length up front.
 	header, err := io.ReadAll(io.NewSectionReader(r, 8, int64(n)))
-	if err != nil {
-		return nil, f.errorf("", "reading %d-byte header: %v", n, err)
+	if err == nil && uint64(len(header)) != n {
+		err = io.ErrUnexpectedEOF
 	}
-	if uint64(len(header)) != n {
-		return nil, f.errorf("", "reading %d-byte header: %v", n, io.ErrUnexpectedEOF)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %sreading %d-byte header: %w", fileLabel(f.name), n, err)
 	}
 	dataStart := 8 + int64(n)
 	f.data = dataStart

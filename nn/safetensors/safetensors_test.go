@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -104,6 +105,7 @@ func TestSafetensorsOpen(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, encode(t, []Tensor{
 		Float32Tensor("w", []int{2, 2}, w),
 		Int64Tensor("steps", []int{3}, []int64{-1, 0, 1 << 40}),
+		Float64Tensor("sigmas", []int{2}, []float64{14.6, 0.029}),
 	}, nil), 0o644))
 	f, err := Open(path)
 	require.NoError(t, err)
@@ -113,6 +115,10 @@ func TestSafetensorsOpen(t *testing.T) {
 	steps, err := f.Int64("steps")
 	require.NoError(t, err)
 	require.Equal(t, []int64{-1, 0, 1 << 40}, steps)
+	sigmas, err := f.Float64("sigmas")
+	require.NoError(t, err)
+	require.Equal(t, []float64{14.6, 0.029}, sigmas)
+	require.Equal(t, []string{"sigmas", "steps", "w"}, f.Names())
 	require.Equal(t, map[string]string{}, f.Metadata())
 	require.NoError(t, f.Close())
 	require.NoError(t, f.Close(), "second Close is a no-op")
@@ -277,6 +283,9 @@ func TestSafetensorsFloat16(t *testing.T) {
 		}
 	}
 	require.Equal(t, float32(-3), BFloat16To32(0xc040))
+	require.Equal(t, uint16(0xfe00), Float16(float32(-math.NaN())), "NaN stays NaN")
+	require.Equal(t, uint16(0x7c00), Float16(1e6), "overflow saturates to Inf")
+	require.Equal(t, uint16(0x8000), Float16(-1e-9), "underflow keeps the sign")
 }
 
 func TestSafetensorsChunked(t *testing.T) {
@@ -433,6 +442,8 @@ func TestSafetensorsWriteErrors(t *testing.T) {
 		{"dtype", []Tensor{{Name: "w", DType: "F128", Shape: []int{0}}}, nil, `tensor "w": unsupported dtype "F128"`},
 		{"negative dim", []Tensor{{Name: "w", DType: U8, Shape: []int{-1}}}, nil, `tensor "w": negative dimension in shape [-1]`},
 		{"overflow", []Tensor{{Name: "w", DType: U8, Shape: []int{1 << 62, 4}}}, nil, `tensor "w": shape [4611686018427387904 4] overflows`},
+		{"bytes overflow", []Tensor{{Name: "w", DType: F64, Shape: []int{1 << 61}}}, nil, `tensor "w": shape [2305843009213693952] overflows`},
+		{"zero dim", []Tensor{{Name: "w", DType: F64, Shape: []int{1 << 62, 0, 1 << 62}, Data: []byte{}}, {Name: "z", DType: U8, Shape: []int{1, 2}}}, nil, `tensor "z": U8 shape [1 2] needs 2 bytes, Data has 0`},
 		{"size", []Tensor{{Name: "w", DType: F32, Shape: []int{3}, Data: make([]byte, 8)}}, nil, `tensor "w": F32 shape [3] needs 12 bytes, Data has 8`},
 		{"metadata utf8", []Tensor{ok}, map[string]string{"k": "\xff"}, `metadata "k": not valid UTF-8`},
 	}
@@ -513,7 +524,8 @@ func TestSafetensorsAllocBound(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	_, err := Parse(liar(b), 1<<40)
 	runtime.ReadMemStats(&after)
-	require.ErrorContains(t, err, "reading 100000000-byte header: unexpected EOF")
+	require.EqualError(t, err, "safetensors: reading 100000000-byte header: unexpected EOF")
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20))
 }
 
@@ -543,5 +555,37 @@ func TestSafetensorsConcurrent(t *testing.T) {
 	wg.Wait()
 	for _, err := range errs {
 		require.NoError(t, err)
+	}
+}
+
+// BenchmarkSafetensorsConvert times the converting accessors on a 4M-element
+// tensor held in memory (go test -run XXX -bench Safetensors).
+func BenchmarkSafetensorsConvert(b *testing.B) {
+	const n = 4 << 20
+	v := make([]float32, n)
+	h := make([]uint16, n)
+	for i := range v {
+		v[i] = float32(i) * 1e-3
+		h[i] = Float16(v[i])
+	}
+	f, err := parseBytes(encode(b, []Tensor{Float32Tensor("f32", []int{n}, v), Float16Tensor("f16", []int{n}, h)}, nil))
+	require.NoError(b, err)
+	for _, bc := range []struct {
+		name string
+		read func() error
+	}{
+		{"Raw/F32", func() error { _, err := f.Raw("f32"); return err }},
+		{"Float32/F32", func() error { _, err := f.Float32("f32"); return err }},
+		{"Float32/F16", func() error { _, err := f.Float32("f16"); return err }},
+		{"Float16Bits/F32", func() error { _, err := f.Float16Bits("f32"); return err }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(4 * n)
+			for b.Loop() {
+				if err := bc.read(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

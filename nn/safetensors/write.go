@@ -67,18 +67,24 @@ func Write(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 		case t.DType.Size() == 0:
 			return bad("unsupported dtype %q", t.DType)
 		}
-		numel := uint64(1)
+		numel, zero, overflow := uint64(1), false, false
 		for _, d := range t.Shape {
 			if d < 0 {
 				return bad("negative dimension in shape %v", t.Shape)
 			}
+			zero = zero || d == 0
 			hi, lo := bits.Mul64(numel, uint64(d))
-			if hi != 0 || lo > math.MaxInt64 {
-				return bad("shape %v overflows", t.Shape)
-			}
+			overflow = overflow || hi != 0 || lo > math.MaxInt64
 			numel = lo
 		}
-		if want := numel * uint64(t.DType.Size()); want != uint64(len(t.Data)) {
+		if zero { // empty, however large the other dimensions
+			numel, overflow = 0, false
+		}
+		hi, want := bits.Mul64(numel, uint64(t.DType.Size()))
+		if overflow || hi != 0 || want > math.MaxInt64 {
+			return bad("shape %v overflows", t.Shape)
+		}
+		if want != uint64(len(t.Data)) {
 			return bad("%s shape %v needs %d bytes, Data has %d", t.DType, t.Shape, want, len(t.Data))
 		}
 		if h.Len() > 1 {
