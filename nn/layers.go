@@ -215,7 +215,11 @@ func (a *Attention) Forward(be Backend, x, ctx *Tensor) *Tensor {
 		o = (*a.Hook)(be, a.Name, q, k, v, a.Heads, scale)
 	}
 	if o == nil {
-		o = be.Attention(q, k, v, a.Heads, scale, false)
+		if a.DimHead > MaxFusedHeadDim {
+			o = AttentionExplicit(be, q, k, v, a.Heads, scale)
+		} else {
+			o = be.Attention(q, k, v, a.Heads, scale, false)
+		}
 	}
 	Free(q, k, v)
 	out := a.ToOut.Forward(be, o)
@@ -462,5 +466,61 @@ func (e *TimestepEmbedding) Forward(be Backend, t *Tensor) *Tensor {
 	Free(h)
 	o := e.L2.Forward(be, s)
 	Free(s)
+	return o
+}
+
+// MaxFusedHeadDim is the largest head size sent to the fused (flash)
+// attention kernel; larger heads (the SD VAE's single 512-wide head) use
+// AttentionExplicit.
+const MaxFusedHeadDim = 160
+
+// AttentionProbs returns softmax(q·kᵀ·scale) per head, [B, H, Lq, Lk], for
+// q [B, Lq, H·D] and k [B, Lk, H·D]. Attention hooks use it to read or
+// edit attention maps (prompt-to-prompt).
+func AttentionProbs(be Backend, q, k *Tensor, heads int, scale float32) *Tensor {
+	if q == nil || k == nil {
+		return nil
+	}
+	b, lq, lk, d := q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2)/heads
+	q4 := Reshape(q, b, lq, heads, d)
+	k4 := Reshape(k, b, lk, heads, d)
+	qh := be.Permute(q4, 0, 2, 1, 3) // [B, H, Lq, D]
+	kh := be.Permute(k4, 0, 2, 1, 3) // [B, H, Lk, D]
+	Free(q4, k4)
+	s := be.MatMul(qh, kh, false, true) // [B, H, Lq, Lk]
+	Free(qh, kh)
+	ss := be.Affine(s, scale, 0)
+	Free(s)
+	p := be.Softmax(ss)
+	Free(ss)
+	return p
+}
+
+// AttentionApply multiplies probabilities [B, H, Lq, Lk] with v [B, Lk, H·D]
+// and returns [B, Lq, H·D].
+func AttentionApply(be Backend, probs, v *Tensor) *Tensor {
+	if probs == nil || v == nil {
+		return nil
+	}
+	b, heads, lq, lk := probs.Dim(0), probs.Dim(1), probs.Dim(2), probs.Dim(3)
+	d := v.Dim(2) / heads
+	v4 := Reshape(v, b, lk, heads, d)
+	vh := be.Permute(v4, 0, 2, 1, 3) // [B, H, Lk, D]
+	Free(v4)
+	o := be.MatMul(probs, vh, false, false) // [B, H, Lq, D]
+	Free(vh)
+	ot := be.Permute(o, 0, 2, 1, 3) // [B, Lq, H, D]
+	Free(o)
+	r := Reshape(ot, b, lq, heads*d)
+	Free(ot)
+	return r
+}
+
+// AttentionExplicit computes attention with the full score matrix (for
+// head sizes beyond the fused kernel, and for hooks that need the maps).
+func AttentionExplicit(be Backend, q, k, v *Tensor, heads int, scale float32) *Tensor {
+	p := AttentionProbs(be, q, k, heads, scale)
+	o := AttentionApply(be, p, v)
+	Free(p)
 	return o
 }
