@@ -7,7 +7,9 @@ import (
 	"retrace/nn/safetensors"
 )
 
-func goldenFixture(t testing.TB, name string) (string, *safetensors.File) { return golden.Open(t, name) }
+func goldenFixture(t testing.TB, name string) (string, *safetensors.File) {
+	return golden.Open(t, name)
+}
 
 func sharedFixture(t testing.TB, name string) string { return golden.Shared(t, name) }
 

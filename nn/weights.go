@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -72,6 +73,10 @@ type Weights struct {
 	// order (legacy checkpoint names).
 	Aliases func(name string) []string
 
+	// Synth, when set and src is nil, makes up every parameter the model
+	// asks for (benchmarks at real model sizes without a checkpoint).
+	Synth func(name string, shape []int) []float32
+
 	taken  map[string]bool
 	loaded []*Tensor
 	err    error
@@ -93,6 +98,9 @@ func (w *Weights) fail(format string, a ...any) {
 
 // resolve finds the stored name for name (trying aliases).
 func (w *Weights) resolve(name string) (string, []int, bool) {
+	if w.src == nil {
+		return name, nil, w.Synth != nil
+	}
 	if s, ok := w.src.Shape(name); ok {
 		return name, s, true
 	}
@@ -122,6 +130,9 @@ func (w *Weights) Tensor(name string, shape ...int) *Tensor {
 	if !ok {
 		w.fail("weights: missing key %q (shape %v)", name, shape)
 		return nil
+	}
+	if w.src == nil {
+		return w.synth(stored, shape)
 	}
 	if !sameShape(s, shape) {
 		w.fail("weights: key %q has shape %v, the model expects %v", stored, s, shape)
@@ -177,6 +188,9 @@ func (w *Weights) Optional(name string, shape ...int) *Tensor {
 func (w *Weights) Finish() error {
 	if w.err != nil {
 		return w.err
+	}
+	if w.src == nil {
+		return nil
 	}
 	var unknown []string
 	for _, n := range w.src.Names() {
@@ -244,3 +258,59 @@ func (s Scope) Optional(name string, shape ...int) *Tensor {
 
 // Has reports whether a parameter exists.
 func (s Scope) Has(name string) bool { return s.W.Has(s.name(name)) }
+
+func (w *Weights) synth(name string, shape []int) *Tensor {
+	v := w.Synth(name, shape)
+	var t *Tensor
+	if w.Storage == F16 && len(shape) >= 2 {
+		bits := make([]uint16, len(v))
+		for i, x := range v {
+			bits[i] = Float16(x)
+		}
+		t = w.be.UploadF16(shape, bits)
+	} else {
+		t = w.be.Upload(shape, v)
+	}
+	if t == nil {
+		w.fail("weights: uploading synthetic %q: %v", name, w.be.Err())
+		return nil
+	}
+	w.taken[name] = true
+	w.loaded = append(w.loaded, t)
+	return t
+}
+
+// NewSynthWeights returns weights made up on demand: matrices and kernels
+// uniform in ±1/√fan_in (PyTorch's default init scale), norm weights 1,
+// biases small. Values depend only on seed and the parameter's name, so
+// runs are reproducible.
+func NewSynthWeights(be Backend, seed uint64) *Weights {
+	w := &Weights{be: be, taken: map[string]bool{}}
+	w.Synth = func(name string, shape []int) []float32 {
+		h := seed
+		for _, c := range name {
+			h = (h ^ uint64(c)) * 0x100000001b3
+		}
+		n := numel(shape)
+		v := make([]float32, n)
+		scale := float32(0.02)
+		switch {
+		case len(shape) >= 2:
+			fanIn := n / shape[0]
+			scale = float32(1 / math.Sqrt(float64(fanIn)))
+		case strings.HasSuffix(name, "norm.weight") || strings.Contains(name, "norm1.weight") || strings.Contains(name, "norm2.weight") || strings.Contains(name, "norm3.weight") || strings.Contains(name, "norm_out.weight") || strings.Contains(name, "layer_norm"):
+			for i := range v {
+				v[i] = 1
+			}
+			return v
+		}
+		for i := range v {
+			h ^= h << 13
+			h ^= h >> 7
+			h ^= h << 17
+			v[i] = (float32(h>>40)/float32(1<<24)*2 - 1) * scale
+		}
+		return v
+	}
+	return w
+}

@@ -98,7 +98,7 @@ func cmdBench(args []string, out io.Writer) error {
 	filter := fs.String("filter", "", "only cases whose op/shape matches this regexp")
 	minTime := fs.Duration("time", time.Second, "minimum time per case and backend")
 	backends := fs.String("backend", "gpu,cpu", "comma-separated backends to time")
-	model := fs.String("model", "", "benchmark a whole model instead of ops (see --help)")
+	model := fs.String("model", "", "benchmark a whole model instead of ops: "+strings.Join(nn.ModelBenches, ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -142,7 +142,18 @@ func cmdBench(args []string, out io.Writer) error {
 	return nn.RunBenches(bes, adapter, *filter, *minTime, emit)
 }
 
-// benchModel is filled in by the models work (issue 3).
+// benchModel times a whole model (see nn.BenchModel) on each backend.
 func benchModel(name string, bes []nn.Backend, adapter string, emit func(nn.BenchResult)) error {
-	return fmt.Errorf("unknown model benchmark %q", name)
+	for _, be := range bes {
+		a := adapter
+		if be.Name() == "cpu" {
+			a = "go"
+		}
+		r, err := nn.BenchModel(be, a, name, 1)
+		if err != nil {
+			r.Error = err.Error()
+		}
+		emit(r)
+	}
+	return nil
 }
