@@ -32,6 +32,7 @@ var convCases = []convCase{
 	{n: 1, cin: 3, h: 7, w: 3, cout: 4, kh: 3, kw: 3, p: Conv2dParams{StrideH: 2, StrideW: 2, PadBottom: 1, PadRight: 1}},
 	{n: 1, cin: 2, h: 9, w: 11, cout: 3, kh: 2, kw: 5, p: Conv2dParams{StrideH: 1, StrideW: 2, PadTop: 2, PadBottom: 0, PadLeft: 1, PadRight: 3}, bias: true},
 	{n: 1, cin: 2, h: 16, w: 16, cout: 4, kh: 7, kw: 7, p: Conv2dSame(2, 3), bias: true}, // 7×7
+	{n: 1, cin: 3, h: 9, w: 17, cout: 5, kh: 5, kw: 3, p: Conv2dParams{StrideH: 2, StrideW: 1, PadTop: 2, PadBottom: 1, PadLeft: 1}, bias: true, f16: true},
 	{n: 1, cin: 77, h: 20, w: 19, cout: 70, kh: 3, kw: 3, p: Conv2dSame(1, 1), bias: true},
 }
 
@@ -110,11 +111,16 @@ func TestConv2dReference(t *testing.T) {
 	}
 }
 
+// convVariants are the kernel variants under test ("reg" takes the
+// conv2d_k3 path for kernels 3 wide with horizontal stride 1; "reg4x4" forces
+// the general register-tiled kernel).
+var convVariants = []string{"reg", "reg4x4", "tiled"}
+
 // TestConv2dMatchesReference runs every kernel variant against the Go
 // reference; f32 accumulation in another order: atol 1e-3, rtol 1e-4.
 func TestConv2dMatchesReference(t *testing.T) {
 	g, c := testGPU(t), NewCPU()
-	for _, v := range []string{"reg", "tiled"} {
+	for _, v := range convVariants {
 		g.Variants["conv2d"] = v
 		for _, tc := range convCases {
 			t.Run(v+"/"+tc.String(), func(t *testing.T) {
@@ -136,12 +142,12 @@ func TestConv2dSplitsOverBindLimit(t *testing.T) {
 		tc    convCase
 		limit uint64
 	}{
-		{convCase{n: 2, cin: 13, h: 9, w: 10, cout: 11, kh: 3, kw: 3, p: Conv2dSame(1, 1), bias: true}, 4 * 400},      // 4 channels per group, 4 out channels per block
+		{convCase{n: 2, cin: 13, h: 9, w: 10, cout: 11, kh: 3, kw: 3, p: Conv2dSame(1, 1), bias: true}, 4 * 400},             // 4 channels per group, 4 out channels per block
 		{convCase{n: 2, cin: 13, h: 9, w: 10, cout: 11, kh: 3, kw: 3, p: Conv2dSame(1, 1), bias: true, f16: true}, 4 * 1000}, // 11 input channels per group
-		{convCase{n: 3, cin: 4, h: 6, w: 5, cout: 5, kh: 1, kw: 1, p: Conv2dSame(1, 0)}, 4 * 300},                         // 2 samples per dispatch
-		{convCase{n: 2, cin: 7, h: 8, w: 8, cout: 30, kh: 3, kw: 3, p: Conv2dSame(2, 1), bias: true}, 4 * 100},        // weight rows split (63 per row)
+		{convCase{n: 3, cin: 4, h: 6, w: 5, cout: 5, kh: 1, kw: 1, p: Conv2dSame(1, 0)}, 4 * 300},                            // 2 samples per dispatch
+		{convCase{n: 2, cin: 7, h: 8, w: 8, cout: 30, kh: 3, kw: 3, p: Conv2dSame(2, 1), bias: true}, 4 * 100},               // weight rows split (63 per row)
 	}
-	for _, v := range []string{"reg", "tiled"} {
+	for _, v := range convVariants {
 		g.Variants["conv2d"] = v
 		for _, cs := range cases {
 			tc := cs.tc

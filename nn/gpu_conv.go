@@ -22,10 +22,6 @@ func (g *GPU) planConv2d(s convShape) (convPlan, error) {
 	if pl.cob == s.cout && pl.cg == s.cin {
 		pl.nb = max(1, min(s.n, lim/(s.cin*hw), lim/(s.cout*ohw), int(g.Dev.Limits().MaxComputeWorkgroupsPerDimension)))
 	}
-	// Workgroup grid: 256 pixels and (reg) 4 or (tiled) 64 channels each.
-	if (ohw+255)/256 > int(g.Dev.Limits().MaxComputeWorkgroupsPerDimension) {
-		return convPlan{}, fmt.Errorf("output plane of %d pixels needs too many workgroups", ohw)
-	}
 	return pl, nil
 }
 
@@ -55,22 +51,30 @@ func (g *GPU) Conv2d(x, w, bias *Tensor, p Conv2dParams) *Tensor {
 		def = "reg"
 	}
 	variant := g.variant("conv2d", def)
-	name, chans := "conv2d_reg", 4
+	// Kernel and workgroup grid (x: pixel blocks, y: channel blocks, z: samples).
+	kk, hw, ohw := s.kh*s.kw, s.h*s.w, s.oh*s.ow
+	var name string
+	var gx, chans int
 	switch variant {
-	case "reg":
+	case "reg", "reg4x4":
+		name, gx, chans = "conv2d_reg", (ohw+255)/256, 4
+		if variant == "reg" && s.kw == 3 && s.sw == 1 {
+			name, gx = "conv2d_k3", (s.oh*((s.ow+7)/8)+63)/64
+		}
 	case "tiled":
-		name, chans = "conv2d_tiled", 64
+		name, gx, chans = "conv2d_tiled", (ohw+63)/64, 64
 	default:
 		return g.errf("conv2d", "unknown variant %q", variant)
 	}
-	kk, hw, ohw := s.kh*s.kw, s.h*s.w, s.oh*s.ow
-	bounds := !(s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && p.PadTop == 0 && p.PadLeft == 0 && p.PadBottom == 0 && p.PadRight == 0)
-	consts := map[string]string{
-		"KH": fmt.Sprintf("%du", s.kh), "KW": fmt.Sprintf("%du", s.kw),
-		"SH": fmt.Sprintf("%du", s.sh), "SW": fmt.Sprintf("%du", s.sw),
-		"WF16": fmt.Sprint(w.dtype == F16), "BF16": fmt.Sprint(bias != nil && bias.dtype == F16),
-		"BOUNDS": fmt.Sprint(bounds),
+	if gx > int(g.Dev.Limits().MaxComputeWorkgroupsPerDimension) {
+		return g.errf("conv2d", "output %dx%d needs %d workgroups along x", s.oh, s.ow, gx)
 	}
+	bounds := !(s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && p.PadTop == 0 && p.PadLeft == 0 && p.PadBottom == 0 && p.PadRight == 0)
+	consts := map[string]string{}
+	consts["KH"], consts["KW"] = fmt.Sprintf("%du", s.kh), fmt.Sprintf("%du", s.kw)
+	consts["SH"], consts["SW"] = fmt.Sprintf("%du", s.sh), fmt.Sprintf("%du", s.sw)
+	consts["WF16"], consts["BF16"] = fmt.Sprint(w.dtype == F16), fmt.Sprint(bias != nil && bias.dtype == F16)
+	consts["BOUNDS"] = fmt.Sprint(bounds)
 	out := g.newTensor("conv2d", []int{s.n, s.cout, s.oh, s.ow}, F32)
 	if out == nil {
 		return nil
@@ -102,7 +106,7 @@ func (g *GPU) Conv2d(x, w, bias *Tensor, p Conv2dParams) *Tensor {
 					I(int32(s.pt), int32(s.pl)).
 					U(xb, wb, bb, ob, uint32(s.cin*hw), uint32(s.cout*ohw), flags, 0, 0, 0)
 				if !g.run("conv2d", name, consts, ro, prm, []gpu.Binding{xbind, wbind, bbind, obind},
-					(ohw+255)/256, (cob+chans-1)/chans, nb) {
+					gx, (cob+chans-1)/chans, nb) {
 					Free(out)
 					return nil
 				}
