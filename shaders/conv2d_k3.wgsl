@@ -1,0 +1,174 @@
+// Conv2d NCHW fast path for kernels 3 wide with horizontal stride 1 (every
+// 3×3 stride-1 conv of SD's UNet and VAE), register-tiled and barrier-free.
+// Implicit GEMM (M = output channels, N = output pixels, K = Cin·KH·3)
+// without an im2col buffer. Each invocation computes 4 output channels × 8
+// consecutive output columns of one output row; the 10 input values of a
+// kernel row serve all 3 taps of all 8 columns, so each (ci, kh) step costs
+// 10 input + 12 weight loads for 96 multiply-adds. The 64 invocations of a
+// workgroup share the 4 channels.
+//
+// Specialised by: KH, SH (u32), KW = 3 and SW = 1 (for the shared header),
+// WF16, BF16 (weights / bias f16 packed two per u32, else f32 bits), BOUNDS
+// (unused). Parameters and channel-group accumulation are as in
+// conv2d_reg.wgsl.
+struct P {
+  cin: u32,   // input channels in this group
+  h: u32,
+  w: u32,
+  oh: u32,
+  ow: u32,
+  cout: u32,  // output channels in this dispatch
+  krow: u32,  // weight elements per output channel (Cin_total·KH·KW)
+  kofs: u32,  // first weight element of this channel group in a row (ci0·KH·KW)
+  pt: i32,    // top / left padding
+  pl: i32,
+  xb: u32,    // element bases inside the bindings (wb: weight row of channel 0)
+  wb: u32,
+  bb: u32,
+  ob: u32,
+  xns: u32,   // per-sample element strides of x and out in their bindings
+  ons: u32,
+  flags: u32, // bit 0: add bias; bit 1: accumulate into out
+  _p0: u32,
+  _p1: u32,
+  _p2: u32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<u32>;
+@group(0) @binding(3) var<storage, read> bs: array<u32>;
+@group(0) @binding(4) var<storage, read_write> o: array<f32>;
+
+const KK = KH * KW;
+
+fn weight(e: u32) -> f32 {
+  if (WF16) {
+    return unpack2x16float(wt[e >> 1u])[e & 1u];
+  }
+  return bitcast<f32>(wt[e]);
+}
+
+fn bias(e: u32) -> f32 {
+  if (BF16) {
+    return unpack2x16float(bs[e >> 1u])[e & 1u];
+  }
+  return bitcast<f32>(bs[e]);
+}
+
+
+// xin loads input element iw of the row starting at rb, or 0 outside.
+fn xin(rb: i32, rok: bool, iw: i32) -> f32 {
+  let ok = rok && iw >= 0 && iw < i32(p.w);
+  return select(0.0, x[u32(select(0, rb + iw, ok))], ok);
+}
+
+fn store(co: u32, oh: u32, ow0: u32, obase: u32, lo: vec4<f32>, hi: vec4<f32>) {
+  if (co >= p.cout) {
+    return;
+  }
+  var b = 0.0;
+  if ((p.flags & 1u) != 0u) {
+    b = bias(p.bb + co);
+  }
+  let row = obase + co * p.oh * p.ow + oh * p.ow;
+  for (var j = 0u; j < 8u; j++) {
+    let ow = ow0 + j;
+    if (ow < p.ow) {
+      let i = row + ow;
+      var v = b;
+      if (j < 4u) {
+        v += lo[j];
+      } else {
+        v += hi[j - 4u];
+      }
+      if ((p.flags & 2u) != 0u) {
+        v += o[i];
+      }
+      o[i] = v;
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let nq = (p.ow + 7u) / 8u;
+  let t = min(wg.x * 64u + li, p.oh * nq - 1u);
+  let oh = t / nq;
+  let ow0 = (t - oh * nq) * 8u;
+  let co = wg.y * 4u;
+  let n = wg.z;
+  let ihb = i32(oh * SH) - p.pt;
+  let iw0 = i32(ow0) - p.pl;
+  let last = p.cout - 1u;
+  var r0 = p.wb + min(co, last) * p.krow + p.kofs;
+  var r1 = p.wb + min(co + 1u, last) * p.krow + p.kofs;
+  var r2 = p.wb + min(co + 2u, last) * p.krow + p.kofs;
+  var r3 = p.wb + min(co + 3u, last) * p.krow + p.kofs;
+  var a0 = vec4<f32>(0.0);
+  var b0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  var b1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var b2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
+  var b3 = vec4<f32>(0.0);
+  var xc = i32(p.xb + n * p.xns);
+  let hw = i32(p.h * p.w);
+  for (var ci = 0u; ci < p.cin; ci++) {
+    for (var kh = 0u; kh < KH; kh++) {
+      let ih = ihb + i32(kh);
+      let rok = ih >= 0 && ih < i32(p.h);
+      let rb = xc + ih * i32(p.w);
+      let x0 = xin(rb, rok, iw0);
+      let x1 = xin(rb, rok, iw0 + 1);
+      let x2 = xin(rb, rok, iw0 + 2);
+      let x3 = xin(rb, rok, iw0 + 3);
+      let x4 = xin(rb, rok, iw0 + 4);
+      let x5 = xin(rb, rok, iw0 + 5);
+      let x6 = xin(rb, rok, iw0 + 6);
+      let x7 = xin(rb, rok, iw0 + 7);
+      let x8 = xin(rb, rok, iw0 + 8);
+      let x9 = xin(rb, rok, iw0 + 9);
+      let l0 = vec4<f32>(x0, x1, x2, x3);
+      let l1 = vec4<f32>(x1, x2, x3, x4);
+      let l2 = vec4<f32>(x2, x3, x4, x5);
+      let h0 = vec4<f32>(x4, x5, x6, x7);
+      let h1 = vec4<f32>(x5, x6, x7, x8);
+      let h2 = vec4<f32>(x6, x7, x8, x9);
+      let k = kh * 3u;
+      var w0 = weight(r0 + k);
+      var w1 = weight(r0 + k + 1u);
+      var w2 = weight(r0 + k + 2u);
+      a0 += w0 * l0 + w1 * l1 + w2 * l2;
+      b0 += w0 * h0 + w1 * h1 + w2 * h2;
+      w0 = weight(r1 + k);
+      w1 = weight(r1 + k + 1u);
+      w2 = weight(r1 + k + 2u);
+      a1 += w0 * l0 + w1 * l1 + w2 * l2;
+      b1 += w0 * h0 + w1 * h1 + w2 * h2;
+      w0 = weight(r2 + k);
+      w1 = weight(r2 + k + 1u);
+      w2 = weight(r2 + k + 2u);
+      a2 += w0 * l0 + w1 * l1 + w2 * l2;
+      b2 += w0 * h0 + w1 * h1 + w2 * h2;
+      w0 = weight(r3 + k);
+      w1 = weight(r3 + k + 1u);
+      w2 = weight(r3 + k + 2u);
+      a3 += w0 * l0 + w1 * l1 + w2 * l2;
+      b3 += w0 * h0 + w1 * h1 + w2 * h2;
+    }
+    xc += hw;
+    r0 += KK;
+    r1 += KK;
+    r2 += KK;
+    r3 += KK;
+  }
+  if (wg.x * 64u + li >= p.oh * nq) {
+    return;
+  }
+  let obase = p.ob + n * p.ons;
+  store(co, oh, ow0, obase, a0, b0);
+  store(co + 1u, oh, ow0, obase, a1, b1);
+  store(co + 2u, oh, ow0, obase, a2, b2);
+  store(co + 3u, oh, ow0, obase, a3, b3);
+}
