@@ -131,7 +131,7 @@ func axpbyCheck(x, y *Tensor) error {
 		return err
 	}
 	if !sameShape(x.shape, y.shape) {
-		return fmt.Errorf("x %v and y %v differ in shape", x, y)
+		return fmt.Errorf("%v and %v differ in shape", x, y)
 	}
 	return nil
 }

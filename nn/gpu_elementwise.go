@@ -184,10 +184,11 @@ func simplifyPermute(shape []int, perm []int) ([]int, []int) {
 }
 
 // Permute implements Backend: shaders/permute.wgsl, one invocation per
-// output element of a box. When x or the output exceeds one storage
-// binding, the work is split into boxes over blocks of x's leading axis
-// (contiguous in x) and of the output's leading axis (contiguous in the
-// output), both after merging axes that stay adjacent.
+// output element of a box. When x or the output exceeds one storage binding
+// (after merging axes that stay adjacent), the work is split into boxes
+// whose spans in x and in the output each fit a binding: the leading axes
+// of each layout are taken one index at a time down to the first axis whose
+// row fits, which is taken in blocks of rows.
 func (g *GPU) Permute(x *Tensor, perm ...int) *Tensor {
 	if !g.ok("permute", x) {
 		return nil
@@ -200,69 +201,69 @@ func (g *GPU) Permute(x *Tensor, perm ...int) *Tensor {
 	if out == nil {
 		return nil
 	}
-	is, p := simplifyPermute(x.shape, perm)
+	is, p := simplifyPermute(x.shape, perm) // merged input shape, output axis i reads input axis p[i]
 	r := len(is)
 	ist := contiguousStrides(is)
-	os := make([]int, r) // merged output shape
+	os := make([]int, r)
 	for i, a := range p {
 		os[i] = is[a]
 	}
 	ost := contiguousStrides(os)
+
+	// box extent per input axis
 	lim := g.maxElems()
-	// blocks of rows: input axis 0 (output axis k) and output axis 0
-	k := 0
-	for i, a := range p {
-		if a == 0 {
-			k = i
+	step := append([]int(nil), is...)
+	limit := func(strides []int, axis func(i int) int) {
+		for i, st := range strides {
+			if st <= lim {
+				step[axis(i)] = min(step[axis(i)], lim/st)
+				return
+			}
+			step[axis(i)] = 1
 		}
 	}
-	run := func(a, na, c, nc int) bool {
-		dims := append([]int(nil), os...)
-		dims[0], dims[k] = nc, na // (k == 0: na == nc, a == c)
-		istr := make([]int, r)
-		for i, ax := range p {
-			istr[i] = ist[ax]
+	if x.Numel() > lim {
+		limit(ist, func(i int) int { return i })
+	}
+	if out.Numel() > lim {
+		limit(ost, func(i int) int { return p[i] })
+	}
+
+	origin := make([]int, r)
+	for {
+		dims, istr := make([]int, r), make([]int, r)
+		inStart, inSpan, outStart, outSpan := 0, 1, 0, 1
+		for i, a := range p {
+			dims[i] = min(step[a], is[a]-origin[a])
+			istr[i] = ist[a]
+			inStart += origin[a] * ist[a]
+			inSpan += (dims[i] - 1) * ist[a]
+			outStart += origin[a] * ost[i]
+			outSpan += (dims[i] - 1) * ost[i]
 		}
-		bx, ib := g.bindElems(x, a*ist[0], na*ist[0])
-		bo, ob := g.bindElems(out, c*ost[0], nc*ost[0])
-		if k != 0 {
-			ib += uint32(c * istr[0]) // the box starts at row c of the output's axis 0
-			ob += uint32(a * ost[k])  // and at row a of x's axis 0
-		}
+		bx, ib := g.bindElems(x, inStart, inSpan)
+		bo, ob := g.bindElems(out, outStart, outSpan)
 		n := numel(dims)
 		nx, ny := g.grid((n + 255) / 256)
 		pr := new(gpu.Params).U(uint32(n), uint32(r), uint32(nx), ib, ob, 0, 0, 0)
 		pr.U(vec8(dims)...).U(vec8(ost)...).U(vec8(istr)...)
-		return g.run("permute", "permute", nil, []bool{true, false}, pr, []gpu.Binding{bx, bo}, nx, ny, 1)
-	}
-	inRows, outRows := is[0], os[0]
-	inStep, outStep := inRows, outRows
-	if x.Numel() > lim || out.Numel() > lim {
-		inStep, outStep = lim/ist[0], lim/ost[0]
-		if inStep == 0 || outStep == 0 {
+		if !g.run("permute", "permute", nil, []bool{true, false}, pr, []gpu.Binding{bx, bo}, nx, ny, 1) {
 			Free(out)
-			return g.errf("permute", "x %v with perm %v: one row of the leading axis exceeds maxStorageBufferBindingSize", x, perm)
+			return nil
 		}
-	}
-	if k == 0 { // x's leading axis is the output's: blocks of it are contiguous in both
-		step := min(inStep, outStep)
-		for a := 0; a < inRows; a += step {
-			if na := min(step, inRows-a); !run(a, na, a, na) {
-				Free(out)
-				return nil
+		// next box origin (odometer over input axes, last fastest)
+		a := r - 1
+		for ; a >= 0; a-- {
+			origin[a] += step[a]
+			if origin[a] < is[a] {
+				break
 			}
+			origin[a] = 0
 		}
-		return out
-	}
-	for a := 0; a < inRows; a += inStep {
-		for c := 0; c < outRows; c += outStep {
-			if !run(a, min(inStep, inRows-a), c, min(outStep, outRows-c)) {
-				Free(out)
-				return nil
-			}
+		if a < 0 {
+			return out
 		}
 	}
-	return out
 }
 
 // TimestepEmbedding implements Backend: shaders/timestep_embedding.wgsl.

@@ -48,7 +48,8 @@ fn apply(v: f32) -> f32 {
   switch OP {
     case 0u: { return v * sigmoid(v); }
     case 1u: { return gelu(v); }
-    case 2u: { return 0.5 * v * (1.0 + tanh_safe(0.7978845608 * (v + 0.044715 * v * v * v))); }
+    // ½(1 + tanh u) = σ(2u): no cancellation for u ≪ 0
+    case 2u: { return v * sigmoid(1.5957691216 * (v + 0.044715 * v * v * v)); }
     case 3u: { return v * sigmoid(1.702 * v); }
     case 4u: { return max(v, 0.0); }
     case 5u: { return tanh_safe(v); }
