@@ -1,0 +1,21 @@
+// out = a·x + b·y for same-shaped x, y, one invocation per element.
+struct P {
+  n: u32,   // elements in this dispatch
+  nx: u32,  // workgroups along x (flat id = x + y·nx)
+  ox: u32,  // element base of x / y / out inside their bindings
+  oy: u32,
+  oo: u32,
+  a: f32,
+  b: f32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let i = (wg.x + wg.y * p.nx) * 256u + li;
+  if (i >= p.n) { return; }
+  o[p.oo + i] = p.a * x[p.ox + i] + p.b * y[p.oy + i];
+}
