@@ -149,6 +149,7 @@ func BenchmarkAttention(b *testing.B) {
 		}
 		for _, be := range bes {
 			b.Run(bc.Shape+"/"+be.Name(), func(b *testing.B) {
+				g.Dev.Trim() // peak memory of this case only
 				r := RunBench(be, g.Dev.Info().Name, bc, time.Duration(0), b.N)
 				if r.Error != "" {
 					b.Fatal(r.Error)
