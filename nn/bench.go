@@ -70,8 +70,10 @@ func RunBench(be Backend, adapter string, bc BenchCase, minTime time.Duration, m
 			return be.Err()
 		}
 		// Reading one element waits for the whole batch.
-		_, err := be.Read(Reshape(Narrow(Reshape(out, -1, 1), 0, 1), 1))
-		Free(out)
+		flat := Reshape(out, -1, 1)
+		first := Narrow(flat, 0, 1)
+		_, err := be.Read(first)
+		Free(out, flat, first)
 		return err
 	}
 	if err := once(); err != nil {
@@ -128,9 +130,12 @@ func RunBenches(bes []Backend, adapter string, filter string, minTime time.Durat
 	return nil
 }
 
-// variantFor reports the kernel variant the GPU backend uses for op.
+// variantFor reports the kernel variant the GPU backend last used for op.
 func (g *GPU) variantFor(op string) string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.Variants[op]
+	if v, ok := g.Variants[op]; ok {
+		return v
+	}
+	return g.used[op]
 }

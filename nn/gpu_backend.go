@@ -16,6 +16,7 @@ type GPU struct {
 	mu      sync.Mutex
 	err     error
 	kernels map[string]*gpu.Kernel
+	used    map[string]string // variant last chosen per op
 
 	// Variant choices per op ("tiled" kernels with workgroup memory for real
 	// GPUs, barrier-free register-blocked ones for CPU adapters). Set from
@@ -69,10 +70,15 @@ func (g *GPU) errf(op string, format string, a ...any) *Tensor {
 func (g *GPU) variant(op, def string) string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if v, ok := g.Variants[op]; ok {
-		return v
+	v, ok := g.Variants[op]
+	if !ok {
+		v = def
 	}
-	return def
+	if g.used == nil {
+		g.used = map[string]string{}
+	}
+	g.used[op] = v
+	return v
 }
 
 func (g *GPU) ok(op string, ts ...*Tensor) bool {
