@@ -234,6 +234,9 @@ func BenchmarkNorm(b *testing.B) {
 	if g := testGPU(b); g != nil {
 		bes = append([]Backend{g}, bes...)
 		adapter = g.Dev.Info().Name
+		if d := g.Dev.Info().Driver; d != "" {
+			adapter = d
+		}
 	}
 	for _, bc := range BenchCases() {
 		if bc.Op != "groupnorm" && bc.Op != "layernorm" && bc.Op != "softmax" {
