@@ -33,8 +33,8 @@ func groupNormChunk(m int) int {
 // (a workgroup per chunk of a group reduces shifted sums in registers and
 // merges (count, mean, M2) across invocations), shaders/groupnorm_merge.wgsl
 // (a workgroup per group merges the chunks' partials), and
-// shaders/groupnorm_apply.wgsl (one invocation per element, fused
-// gamma/beta/SiLU). Groups are contiguous in NCHW, so tensors larger than one
+// shaders/groupnorm_apply.wgsl (a workgroup per 1024 values of one channel
+// row, fused gamma/beta/SiLU). Groups are contiguous in NCHW, so tensors larger than one
 // storage binding are split into runs of whole groups.
 func (g *GPU) GroupNorm(x, gamma, beta *Tensor, groups int, eps float32, silu bool) *Tensor {
 	if !g.ok("groupnorm", x) || !g.ok("groupnorm", nonNil(gamma, beta)...) {
@@ -82,18 +82,35 @@ func (g *GPU) GroupNorm(x, gamma, beta *Tensor, groups int, eps float32, silu bo
 	bgm, ogm, gmode := g.scaleShift(gamma, bs)
 	bbt, obt, bmode := g.scaleShift(beta, bs)
 	consts := map[string]string{"GAMMA": gmode, "BETA": bmode, "SILU": fmt.Sprint(silu)}
-	for g0 := 0; g0 < ng; g0 += per {
-		cn := min(per, ng-g0) * m
+	cpg := ch / groups
+	lim := int(g.Dev.Limits().MaxComputeWorkgroupsPerDimension)
+	perRows := max(min(per, lim/cpg), 1) // groups per dispatch: channel rows on grid y
+	for g0 := 0; g0 < ng; g0 += perRows {
+		cn := min(perRows, ng-g0) * m
 		bx, ox := g.bindElems(x, g0*m, cn)
 		bo, oo := g.bindElems(out, g0*m, cn)
-		nx, ny := g.grid((cn + 255) / 256)
-		p := new(gpu.Params).U(uint32(cn), uint32(nx), ox, oo, uint32(g0*m), uint32(m), uint32(hw), uint32(ch), ogm, obt)
+		p := new(gpu.Params).U(uint32(hw), uint32(ch), uint32(cpg), uint32(g0*cpg), ox, oo, ogm, obt)
 		if !g.run("groupnorm", "groupnorm_apply", consts, []bool{true, true, true, true, false}, p,
-			[]gpu.Binding{bx, bs, bgm, bbt, bo}, nx, ny, 1) {
+			[]gpu.Binding{bx, bs, bgm, bbt, bo}, (hw+1023)/1024, cn/hw, 1) {
 			return fail()
 		}
 	}
 	return out
+}
+
+// rowVariant returns the kernel for a per-row op: "wg" (one workgroup per
+// row, workgroup-memory reductions: real GPUs) or "row" (one invocation per
+// row, barrier-free: the default on CPU adapters, where barriers dominate).
+// It returns the shader name and the workgroups to dispatch for nr rows.
+func (g *GPU) rowVariant(op string, nr int) (string, int) {
+	def := "wg"
+	if g.Dev.Info().CPU {
+		def = "row"
+	}
+	if g.variant(op, def) == "row" {
+		return op + "_row", (nr + 63) / 64
+	}
+	return op, nr
 }
 
 // rowWorkgroup returns the workgroup size for a per-row reduction kernel:
@@ -121,7 +138,8 @@ func (g *GPU) rowChunks(rows, d int, f func(r0, nr int) bool) (fits, ok bool) {
 }
 
 // LayerNorm implements Backend: shaders/layernorm.wgsl, one workgroup per
-// row with workgroup-memory reductions (mean, then Σ(x−mean)²), chunked over
+// row with workgroup-memory reductions (mean, then Σ(x−mean)²), or
+// shaders/layernorm_row.wgsl on CPU adapters (see rowVariant); chunked over
 // whole rows.
 func (g *GPU) LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
 	if !g.ok("layernorm", x) || !g.ok("layernorm", nonNil(gamma, beta)...) {
@@ -143,9 +161,10 @@ func (g *GPU) LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
 	fits, ok := g.rowChunks(x.Numel()/d, d, func(r0, nr int) bool {
 		bx, ox := g.bindElems(x, r0*d, nr*d)
 		bo, oo := g.bindElems(out, r0*d, nr*d)
-		nx, ny := g.grid(nr)
+		name, wgs := g.rowVariant("layernorm", nr)
+		nx, ny := g.grid(wgs)
 		p := new(gpu.Params).U(uint32(nr), uint32(d), uint32(nx), ox, oo, ogm, obt).F(eps)
-		return g.run("layernorm", "layernorm", consts, []bool{true, true, true, false}, p, []gpu.Binding{bx, bgm, bbt, bo}, nx, ny, 1)
+		return g.run("layernorm", name, consts, []bool{true, true, true, false}, p, []gpu.Binding{bx, bgm, bbt, bo}, nx, ny, 1)
 	})
 	if !fits {
 		Free(out)
@@ -159,7 +178,8 @@ func (g *GPU) LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
 }
 
 // Softmax implements Backend: shaders/softmax.wgsl, one workgroup per row
-// (max, then Σexp(x−max), both workgroup-memory reductions), chunked over
+// (max, then Σexp(x−max), both workgroup-memory reductions), or
+// shaders/softmax_row.wgsl on CPU adapters (see rowVariant); chunked over
 // whole rows.
 func (g *GPU) Softmax(x *Tensor) *Tensor {
 	if !g.ok("softmax", x) {
@@ -177,9 +197,10 @@ func (g *GPU) Softmax(x *Tensor) *Tensor {
 	fits, ok := g.rowChunks(x.Numel()/d, d, func(r0, nr int) bool {
 		bx, ox := g.bindElems(x, r0*d, nr*d)
 		bo, oo := g.bindElems(out, r0*d, nr*d)
-		nx, ny := g.grid(nr)
+		name, wgs := g.rowVariant("softmax", nr)
+		nx, ny := g.grid(wgs)
 		p := new(gpu.Params).U(uint32(nr), uint32(d), uint32(nx), ox, oo)
-		return g.run("softmax", "softmax", consts, []bool{true, false}, p, []gpu.Binding{bx, bo}, nx, ny, 1)
+		return g.run("softmax", name, consts, []bool{true, false}, p, []gpu.Binding{bx, bo}, nx, ny, 1)
 	})
 	if !fits {
 		Free(out)

@@ -134,15 +134,18 @@ func TestLayerNormMatchesReference(t *testing.T) {
 		{[]int{3, 5000}, "f32", 0, 2e-5}, // 256-wide workgroups
 		{[]int{4, 768}, "f32", 1000, 2e-4},
 	}
-	for i, tc := range cases {
-		t.Run(fmt.Sprintf("%v/%s", tc.shape, tc.params), func(t *testing.T) {
-			xv := offsetBy(randn(uint64(i+20), numel(tc.shape)), tc.off, 1.5)
-			run := func(be Backend) []float32 {
-				gm, bt := scaleShiftPair(be, tc.shape[len(tc.shape)-1], tc.params, 9)
-				return readT(t, be, be.LayerNorm(be.Upload(tc.shape, xv), gm, bt, 1e-5))
-			}
-			requireClose(t, run(c), run(g), tc.atol, 2e-5, "layernorm")
-		})
+	for _, variant := range []string{"wg", "row"} {
+		g.Variants["layernorm"] = variant
+		for i, tc := range cases {
+			t.Run(fmt.Sprintf("%s/%v/%s", variant, tc.shape, tc.params), func(t *testing.T) {
+				xv := offsetBy(randn(uint64(i+20), numel(tc.shape)), tc.off, 1.5)
+				run := func(be Backend) []float32 {
+					gm, bt := scaleShiftPair(be, tc.shape[len(tc.shape)-1], tc.params, 9)
+					return readT(t, be, be.LayerNorm(be.Upload(tc.shape, xv), gm, bt, 1e-5))
+				}
+				requireClose(t, run(c), run(g), tc.atol, 2e-5, "layernorm")
+			})
+		}
 	}
 }
 
@@ -186,20 +189,26 @@ func TestSoftmaxMatchesReference(t *testing.T) {
 		{[]int{1, 4097}, 1},
 		{[]int{4, 5, 77}, 1e4}, // large magnitudes: exp(x) alone overflows
 	}
-	for i, tc := range cases {
-		t.Run(fmt.Sprint(tc.shape), func(t *testing.T) {
-			xv := offsetBy(randn(uint64(i+40), numel(tc.shape)), 0, tc.mul)
-			want := readT(t, c, c.Softmax(c.Upload(tc.shape, xv)))
-			got := readT(t, g, g.Softmax(g.Upload(tc.shape, xv)))
-			requireClose(t, want, got, 1e-7, 1e-5, "softmax")
-		})
+	for _, variant := range []string{"wg", "row"} {
+		g.Variants["softmax"] = variant
+		for i, tc := range cases {
+			t.Run(fmt.Sprintf("%s/%v", variant, tc.shape), func(t *testing.T) {
+				xv := offsetBy(randn(uint64(i+40), numel(tc.shape)), 0, tc.mul)
+				want := readT(t, c, c.Softmax(c.Upload(tc.shape, xv)))
+				got := readT(t, g, g.Softmax(g.Upload(tc.shape, xv)))
+				requireClose(t, want, got, 1e-7, 1e-5, "softmax")
+			})
+		}
 	}
 	// a row of equal huge values, and one of huge negatives
 	xv := []float32{3e38, 3e38, 3e38, 3e38, -1e30, -2e30, -1e30, -5e29}
 	want := readT(t, c, c.Softmax(c.Upload([]int{2, 4}, xv)))
-	got := readT(t, g, g.Softmax(g.Upload([]int{2, 4}, xv)))
-	requireClose(t, want, got, 1e-7, 1e-6, "softmax huge")
-	require.Equal(t, float32(0.25), got[0])
+	for _, variant := range []string{"wg", "row"} {
+		g.Variants["softmax"] = variant
+		got := readT(t, g, g.Softmax(g.Upload([]int{2, 4}, xv)))
+		requireClose(t, want, got, 1e-7, 1e-6, "softmax huge "+variant)
+		require.Equal(t, float32(0.25), got[0])
+	}
 }
 
 func TestSoftmaxBindLimit(t *testing.T) {
@@ -225,6 +234,9 @@ func BenchmarkNorm(b *testing.B) {
 	if g := testGPU(b); g != nil {
 		bes = append([]Backend{g}, bes...)
 		adapter = g.Dev.Info().Name
+		if d := g.Dev.Info().Driver; d != "" {
+			adapter = d
+		}
 	}
 	for _, bc := range BenchCases() {
 		if bc.Op != "groupnorm" && bc.Op != "layernorm" && bc.Op != "softmax" {

@@ -38,9 +38,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let r = wg.x + wg.y * p.nx;
   if (r >= p.rows) { return; } // uniform: the whole workgroup leaves
   let xb = p.ox + r * p.d;
+  // sum shifted by the row's first value: no precision lost to a large mean
+  let shift = x[xb];
   var s = 0.0;
-  for (var j = li; j < p.d; j = j + WG) { s = s + x[xb + j]; }
-  let mean = wg_sum(li, s) / f32(p.d);
+  for (var j = li; j < p.d; j = j + WG) { s = s + (x[xb + j] - shift); }
+  let mean = shift + wg_sum(li, s) / f32(p.d);
   var q = 0.0;
   for (var j = li; j < p.d; j = j + WG) {
     let t = x[xb + j] - mean;
