@@ -59,7 +59,7 @@ func (g *GPU) Conv2d(x, w, bias *Tensor, p Conv2dParams) *Tensor {
 	case "reg", "reg4x4":
 		name, gx, chans = "conv2d_reg", (ohw+255)/256, 4
 		if variant == "reg" && s.kw == 3 && s.sw == 1 {
-			name, gx = "conv2d_k3", (s.oh*((s.ow+7)/8)+63)/64
+			name, gx, chans = "conv2d_k3", (s.oh*((s.ow+7)/8)+63)/64, 8
 		}
 	case "tiled":
 		name, gx, chans = "conv2d_tiled", (ohw+63)/64, 64
