@@ -303,3 +303,22 @@ func TestTokenizerNestedEscapes(t *testing.T) {
 	// ftfy repeats its fixers until nothing changes: 150 levels unwrap.
 	require.Equal(t, "<", fixText("&amp;"+strings.Repeat("amp;", 150)+"lt;"))
 }
+
+func TestTokenizerConcurrent(t *testing.T) {
+	tok := synthTokenizer(t)
+	want := tok.Encode("hello the world xxxx abc")
+	done := make(chan []int)
+	for g := range 4 {
+		go func() {
+			var got []int
+			for i := range 200 {
+				tok.Encode(fmt.Sprintf("word%d hello", g*1000+i))
+				got = tok.Encode("hello the world xxxx abc")
+			}
+			done <- got
+		}()
+	}
+	for range 4 {
+		require.Equal(t, want, <-done)
+	}
+}
