@@ -65,9 +65,11 @@ func validUTF8(s string) string {
 	return sb.String()
 }
 
-// whitespaceClean is re.sub(r"\s+", " ", text).strip().
+// whitespaceClean is regex.sub(r"\s+", " ", text).strip(): runs of
+// White_Space become one space, then str.strip's wider set (which adds
+// U+001C..U+001F) is trimmed from the ends.
 func whitespaceClean(s string) string {
-	return strings.Join(strings.FieldsFunc(s, pySpace), " ")
+	return strings.TrimFunc(strings.Join(strings.FieldsFunc(s, reSpace), " "), pySpace)
 }
 
 // pyLower is Python's str.lower: the simple lower-case mapping except
@@ -168,9 +170,10 @@ func fixText(text string) string {
 }
 
 // fixSegment is ftfy's fix_and_explain loop: apply the fixers in order
-// until the text stops changing.
+// until the text stops changing. Each round can peel one level of nested
+// escapes ("&amp;amp;lt;"); the bound only guards against a cycle.
 func fixSegment(s string, unescape bool) string {
-	for iter := 0; iter < 100; iter++ {
+	for iter := 0; iter < 10000; iter++ {
 		orig := s
 		if unescape {
 			s = unescapeHTML(s)

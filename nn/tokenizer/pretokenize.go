@@ -54,12 +54,13 @@ func byteEncode(s string) string {
 //
 // compiled with IGNORECASE (Python's regex module), scanning left to right:
 // at each position the first alternative that matches wins, and runs are
-// greedy. Whitespace is skipped. s must be valid UTF-8.
+// greedy. Whitespace (and anything no alternative matches) is skipped.
+// s must be valid UTF-8.
 func pretokenize(s string, emit func(string)) {
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
-		case pySpace(r):
+		case reSpace(r):
 			i += n
 			continue
 		case r == '<':
@@ -91,14 +92,17 @@ func pretokenize(s string, emit func(string)) {
 				j += n2
 			}
 		case isNumber(r):
-		default:
+		case isPunct(r):
 			for j < len(s) {
 				r2, n2 := utf8.DecodeRuneInString(s[j:])
-				if pySpace(r2) || isLetter(r2) || isNumber(r2) {
+				if !isPunct(r2) {
 					break
 				}
 				j += n2
 			}
+		default: // matches no alternative: findall skips it
+			i = j
+			continue
 		}
 		emit(s[i:j])
 		i = j
@@ -146,34 +150,43 @@ func foldEq(r, c rune) bool {
 	return false
 }
 
-// isLetter is [\p{L}] under IGNORECASE: r or a case variant of r is a letter
-// (e.g. U+0345 COMBINING GREEK YPOGEGRAMMENI, whose variants are iota).
+// isLetter is [\p{L}] (IGNORECASE does not change it).
 func isLetter(r rune) bool {
 	if r < utf8.RuneSelf {
 		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z'
 	}
-	return anyFold(r, unicode.IsLetter)
+	return unicode.IsLetter(r)
 }
 
-// isNumber is [\p{N}] under IGNORECASE.
+// isNumber is [\p{N}] (IGNORECASE does not change it).
 func isNumber(r rune) bool {
 	if r < utf8.RuneSelf {
 		return '0' <= r && r <= '9'
 	}
-	return anyFold(r, unicode.IsNumber)
+	return unicode.IsNumber(r)
 }
 
-func anyFold(r rune, is func(rune) bool) bool {
-	if is(r) {
+// isPunct is [^\s\p{L}\p{N}] under IGNORECASE: besides space, letters and
+// numbers it excludes characters with a case variant that is a letter or a
+// number (U+0345 COMBINING GREEK YPOGEGRAMMENI, a variant of iota), which
+// thus match no alternative and are dropped, as Python's regex module does.
+func isPunct(r rune) bool {
+	if reSpace(r) || isLetter(r) || isNumber(r) {
+		return false
+	}
+	if r < utf8.RuneSelf {
 		return true
 	}
 	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-		if is(f) {
-			return true
+		if unicode.IsLetter(f) || unicode.IsNumber(f) {
+			return false
 		}
 	}
-	return false
+	return true
 }
+
+// reSpace is \s of Python's regex module: the Unicode White_Space property.
+func reSpace(r rune) bool { return unicode.IsSpace(r) }
 
 // pySpace is Python's str.isspace (and \s of the re module): Unicode
 // White_Space plus U+001C..U+001F.

@@ -19,11 +19,16 @@
 //  3. Pre-tokenisation with the CLIP pattern (case-insensitive, as compiled
 //     by transformers)
 //     <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
-//     implemented as a hand-written scanner.
+//     implemented as a hand-written scanner. Case-insensitivity matters only
+//     at the edges: "'ſ" is a contraction like "'s", and U+0345 (whose case
+//     variants are letters) matches no alternative and is dropped, as in
+//     Python's regex module.
 //  4. Each piece's UTF-8 bytes are mapped to printable runes (GPT-2's
 //     bytes_to_unicode), "</w>" is appended to the last symbol, and the
-//     merges are applied lowest rank first (all non-overlapping occurrences
-//     of the best pair, left to right, then again). Results are cached.
+//     merges are applied as transformers does: the lowest-ranked pair
+//     present, all its non-overlapping occurrences left to right, again
+//     until no pair has a rank (with a heap, so a long word without spaces
+//     costs O(n log n), not O(n²)). Results are cached.
 //  5. Symbols map to ids through the vocabulary; a symbol missing from it
 //     maps to the unk token (<|endoftext|> for CLIP).
 //  6. [Tokenizer.Encode] adds BOS and EOS; [Tokenizer.EncodePadded] keeps
@@ -37,7 +42,9 @@
 // line breaks unified, ANSI terminal escapes and control characters removed,
 // NFC, all repeated until nothing changes. Not implemented: ftfy's mojibake
 // repair (fix_encoding: text such as "cafÃ©" that is UTF-8 decoded as
-// Latin-1/Windows-1252 is left as it is; ftfy would turn it into "café"),
+// Latin-1/Windows-1252 is left as it is; ftfy would turn it into "café",
+// and it sometimes rewrites odd mixes of Latin-1 symbols and accented
+// capitals that merely look like mojibake),
 // and lone surrogates, which a Go string cannot hold. Invalid UTF-8 in the
 // input is read as U+FFFD per bad byte (Python never sees such text).
 //
@@ -53,9 +60,11 @@
 // cases both modes match their transformers column exactly.
 //
 // The openai/CLIP reference tokenizer (simple_tokenizer.py) additionally
-// HTML-unescapes twice after ftfy; its ids differ from transformers' only on
-// text with HTML entities in lines containing '<'. This package follows
-// transformers, which is what Stable Diffusion uses.
+// runs Python's html.unescape twice after ftfy, so its ids differ from
+// transformers' where that still changes the text: entities in a line
+// containing '<' ("&amp; <b>"), or without their ';' ("&amp", "this&not
+// that"). This package follows transformers, which is what Stable
+// Diffusion uses.
 //
 // Loaders: [Load] reads a diffusers "tokenizer/" folder, [LoadOpenAI] the
 // original bpe_simple_vocab_16e6.txt.gz, [FromReaders] and [New] take
@@ -116,7 +125,7 @@ type Tokenizer struct {
 	added      []string
 	addedSet   map[string]bool
 	addedFirst [256]bool
-	vocabSize int
+	vocabSize  int
 
 	mu    sync.Mutex
 	cache map[string][]string
@@ -277,31 +286,7 @@ func (t *Tokenizer) bpe(token string) []string {
 			word = append(word, token[i:i+n])
 		}
 	}
-	for len(word) > 1 {
-		best, bestRank := -1, 0
-		for i := 0; i+1 < len(word); i++ {
-			if r, ok := t.ranks[pair{word[i], word[i+1]}]; ok && (best < 0 || r < bestRank) {
-				best, bestRank = i, r
-			}
-		}
-		if best < 0 {
-			break
-		}
-		first, second := word[best], word[best+1]
-		merged := first + second
-		next := word[:0:0]
-		next = append(next, word[:best]...)
-		for i := best; i < len(word); {
-			if i+1 < len(word) && word[i] == first && word[i+1] == second {
-				next = append(next, merged)
-				i += 2
-			} else {
-				next = append(next, word[i])
-				i++
-			}
-		}
-		word = next
-	}
+	word = t.merge(word)
 	t.mu.Lock()
 	if len(t.cache) >= maxCache {
 		t.cache = make(map[string][]string)
