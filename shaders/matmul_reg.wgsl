@@ -44,6 +44,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let baseA = p.oa + z * p.sa;
   let baseB = p.ob + z * p.sb;
   // Rows and columns past the edge are clamped for loading, skipped on store.
+  // Vector indices of the first loads, hoisted out of the k loop:
+  //   ia[r] = A(r0+r, 0) (ia[g] = A(r0+4g, 0) when TA); ib[j] = B(0, c0+j)
+  //   (ib[h] = B(0, c0+4h), or B(0, c0) for f16, when not TB).
+  var ia: array<u32, 8>;
+  var ib: array<u32, 8>;
+  for (var r = 0u; r < 8u; r++) {
+    if (TA) {
+      ia[r] = (baseA + min(r0 + 4u * r, p.M - 4u)) / 4u;
+    } else {
+      ia[r] = (baseA + min(r0 + r, p.M - 1u) * p.ars) / 4u;
+    }
+    if (TB) {
+      ib[r] = (baseB + min(c0 + r, p.N - 1u) * p.bcs) / EB;
+    } else if (BF16) {
+      ib[r] = (baseB + min(c0, p.N - 8u)) / 8u;
+    } else {
+      ib[r] = (baseB + min(c0 + 4u * r, p.N - 4u)) / 4u;
+    }
+  }
   var acc: array<vec4<f32>, 16>; // acc[r·2 + h] = out(r0+r, c0+4h .. c0+4h+3)
   for (var k = 0u; k < p.K; k += KS) {
     var ar: array<vec4<f32>, 16>; // ar[r·2 + s] = A(r0+r, k+4s .. k+4s+3)
@@ -51,7 +70,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     if (TA) { // A(i .. i+3, kk) is contiguous
       for (var kk = 0u; kk < KS; kk++) {
         for (var g = 0u; g < 2u; g++) {
-          let v = a[(baseA + (k + kk) * p.acs + min(r0 + 4u * g, p.M - 4u)) / 4u];
+          let v = a[ia[g] + (k + kk) * (p.acs / 4u)];
           for (var q = 0u; q < 4u; q++) {
             ar[(4u * g + q) * 2u + kk / 4u][kk % 4u] = v[q];
           }
@@ -60,13 +79,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     } else { // A(i, k .. k+3) is contiguous
       for (var r = 0u; r < 8u; r++) {
         for (var s = 0u; s < KS / 4u; s++) {
-          ar[r * 2u + s] = a[(baseA + min(r0 + r, p.M - 1u) * p.ars + k + 4u * s) / 4u];
+          ar[r * 2u + s] = a[ia[r] + k / 4u + s];
         }
       }
     }
     if (TB) { // B(k .. k+EB-1, j) is contiguous
       for (var j = 0u; j < 8u; j++) {
-        let w = b[(baseB + min(c0 + j, p.N - 1u) * p.bcs + k) / EB];
+        let w = b[ib[j] + k / EB];
         for (var kk = 0u; kk < KS; kk++) {
           if (BF16) {
             br[kk * 2u + j / 4u][j % 4u] = half8(w, kk);
@@ -77,14 +96,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       }
     } else { // B(kk, j .. j+EB-1) is contiguous
       for (var kk = 0u; kk < KS; kk++) {
-        let row = baseB + (k + kk) * p.brs;
+        let row = (k + kk) * (p.brs / EB);
         if (BF16) {
-          let w = b[(row + min(c0, p.N - 8u)) / 8u];
+          let w = b[ib[0] + row];
           br[kk * 2u] = vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
           br[kk * 2u + 1u] = vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w));
         } else {
           for (var h = 0u; h < 2u; h++) {
-            br[kk * 2u + h] = bitcast<vec4<f32>>(b[(row + min(c0 + 4u * h, p.N - 4u)) / 4u]);
+            br[kk * 2u + h] = bitcast<vec4<f32>>(b[ib[h] + row]);
           }
         }
       }
