@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"time"
 
 	"retrace/nn/gpu"
 )
@@ -220,4 +221,57 @@ func (g *GPU) gemm(op string, d mmDims, transA, transB bool, a, b, bias *Tensor)
 		}
 	}
 	return out
+}
+
+// AutotuneMatMul times both matmul kernel variants on a 256×256×256
+// product (after one warm-up run that compiles the kernel), sets
+// Variants["matmul"] to the faster one and returns each variant's time in
+// milliseconds. Call it once at start-up, before other work is recorded
+// (it waits for the device). On error the variant choice is left as it was
+// and the map holds the variants that ran.
+func (g *GPU) AutotuneMatMul() map[string]float64 {
+	const n = 256
+	times := map[string]float64{}
+	if g.Err() != nil {
+		return times
+	}
+	g.mu.Lock()
+	prev, had := g.Variants["matmul"]
+	g.mu.Unlock()
+	restore := func() {
+		g.mu.Lock()
+		if had {
+			g.Variants["matmul"] = prev
+		} else {
+			delete(g.Variants, "matmul")
+		}
+		g.mu.Unlock()
+	}
+	a := g.Upload([]int{n, n}, benchData(1, n*n))
+	b := g.Upload([]int{n, n}, benchData(2, n*n))
+	defer Free(a, b)
+	best, bestMs := "", 0.0
+	for _, v := range []string{"reg", "tiled"} {
+		g.mu.Lock()
+		g.Variants["matmul"] = v
+		g.mu.Unlock()
+		r := RunBench(g, "", BenchCase{Op: "matmul", Setup: func(be Backend) (func() *Tensor, func()) {
+			return func() *Tensor { return g.MatMul(a, b, false, false) }, nil
+		}}, 20*time.Millisecond, 3)
+		if r.Error != "" {
+			g.ClearErr()
+			continue
+		}
+		times[v] = r.Ms
+		if best == "" || r.Ms < bestMs {
+			best, bestMs = v, r.Ms
+		}
+	}
+	restore()
+	if best != "" {
+		g.mu.Lock()
+		g.Variants["matmul"] = best
+		g.mu.Unlock()
+	}
+	return times
 }

@@ -315,3 +315,15 @@ func TestMatMulSplitsOverBindLimit(t *testing.T) {
 	require.ErrorContains(t, g.Err(), "exceeds maxStorageBufferBindingSize")
 	g.ClearErr()
 }
+
+func TestMatMulAutotune(t *testing.T) {
+	g := testGPU(t)
+	times := g.AutotuneMatMul()
+	require.NoError(t, g.Err())
+	require.Len(t, times, 2)
+	v := g.Variants["matmul"]
+	for _, ms := range times {
+		require.LessOrEqual(t, times[v], ms)
+	}
+	t.Logf("256³ matmul: %v → %s", times, v)
+}
