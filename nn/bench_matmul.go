@@ -43,7 +43,7 @@ func matmulBench(m, k, n int) BenchCase {
 func linearBench(rows, in, out int, f16 bool) BenchCase {
 	shape := fmt.Sprintf("%dx%d->%d", rows, in, out)
 	if f16 {
-		shape += "/f16"
+		shape += ",f16"
 	}
 	return BenchCase{
 		Op:    "linear",
