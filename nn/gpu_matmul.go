@@ -167,7 +167,8 @@ func (g *GPU) gemm(op string, d mmDims, transA, transB bool, a, b, bias *Tensor)
 	ba, baseA := g.bind(a)
 	bb, baseB := g.bind(b)
 	bo, baseO := g.bind(out)
-	bbias, baseBias := ba, uint32(0)
+	// Without a bias the kernels never read binding 3: bind 4 bytes of a.
+	bbias, baseBias := gpu.Binding{Buf: a.st.buf, Size: 4}, uint32(0)
 	if bias != nil {
 		bbias, baseBias = g.bind(bias)
 	}

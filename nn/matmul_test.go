@@ -323,6 +323,18 @@ func TestMatMulSplitsOverBindLimit(t *testing.T) {
 			})
 		}
 	}
+	// Linear with a bias: rows of x and out split
+	for _, v := range []string{"reg", "tiled"} {
+		g.Variants["matmul"] = v
+		xv, wv, bv := randn(1, 2*150*12), randn(2, 16*12), randn(3, 16)
+		run := func(be Backend) []float32 {
+			return readT(t, be, be.Linear(be.Upload([]int{2, 150, 12}, xv), be.Upload([]int{16, 12}, wv), be.Upload([]int{16}, bv)))
+		}
+		want := run(c)
+		g.BindLimit = 4096
+		requireClose(t, want, run(g), 1e-4, 1e-4, "linear split "+v)
+		g.BindLimit = 0
+	}
 	// b that cannot be split is a clear error
 	g.BindLimit = 4096
 	defer func() { g.BindLimit = 0 }()
