@@ -32,8 +32,77 @@ fn ldBias(j: u32) -> f32 {
   return unpack2x16float(bias[(p.obias + j) >> 1u])[(p.obias + j) & 1u];
 }
 
-fn half8(w: vec4<u32>, i: u32) -> f32 {
-  return unpack2x16float(w[i / 2u])[i % 2u];
+// loadA sets ar[r] = A(r0+r, k .. k+3) for r < 8.
+fn loadA(ar: ptr<function, array<vec4<f32>, 8>>, ia: ptr<function, array<u32, 8>>, k: u32) {
+  if (TA) { // A(i .. i+3, kk) is contiguous
+    for (var kk = 0u; kk < 4u; kk++) {
+      for (var g = 0u; g < 2u; g++) {
+        let v = a[(*ia)[g] + (k + kk) * (p.acs / 4u)];
+        for (var q = 0u; q < 4u; q++) {
+          (*ar)[4u * g + q][kk] = v[q];
+        }
+      }
+    }
+  } else { // A(i, k .. k+3) is contiguous
+    for (var r = 0u; r < 8u; r++) {
+      (*ar)[r] = a[(*ia)[r] + k / 4u];
+    }
+  }
+}
+
+// loadB sets br[kk·2 + h] = B(k+kk, c0+4h .. c0+4h+3) for kk < 4 (f32 B).
+fn loadB(br: ptr<function, array<vec4<f32>, 8>>, ib: ptr<function, array<u32, 8>>, k: u32) {
+  if (TB) { // B(k .. k+3, j) is contiguous
+    for (var j = 0u; j < 8u; j++) {
+      let v = bitcast<vec4<f32>>(b[(*ib)[j] + k / 4u]);
+      for (var kk = 0u; kk < 4u; kk++) {
+        (*br)[kk * 2u + j / 4u][j % 4u] = v[kk];
+      }
+    }
+  } else { // B(kk, j .. j+3) is contiguous
+    for (var kk = 0u; kk < 4u; kk++) {
+      for (var h = 0u; h < 2u; h++) {
+        (*br)[kk * 2u + h] = bitcast<vec4<f32>>(b[(*ib)[h] + (k + kk) * (p.brs / 4u)]);
+      }
+    }
+  }
+}
+
+// loadB16 is loadB for f16 B over 8 k values: br0 gets k .. k+3, br1 k+4 .. k+7.
+fn loadB16(br0: ptr<function, array<vec4<f32>, 8>>, br1: ptr<function, array<vec4<f32>, 8>>,
+           ib: ptr<function, array<u32, 8>>, k: u32) {
+  if (TB) { // B(k .. k+7, j) is one vec4<u32>
+    for (var j = 0u; j < 8u; j++) {
+      let w = b[(*ib)[j] + k / 8u];
+      let lo = vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+      let hi = vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w));
+      for (var kk = 0u; kk < 4u; kk++) {
+        (*br0)[kk * 2u + j / 4u][j % 4u] = lo[kk];
+        (*br1)[kk * 2u + j / 4u][j % 4u] = hi[kk];
+      }
+    }
+  } else { // B(kk, c0 .. c0+7) is one vec4<u32>
+    for (var kk = 0u; kk < 4u; kk++) {
+      let w0 = b[(*ib)[0] + (k + kk) * (p.brs / 8u)];
+      (*br0)[kk * 2u] = vec4<f32>(unpack2x16float(w0.x), unpack2x16float(w0.y));
+      (*br0)[kk * 2u + 1u] = vec4<f32>(unpack2x16float(w0.z), unpack2x16float(w0.w));
+      let w1 = b[(*ib)[0] + (k + 4u + kk) * (p.brs / 8u)];
+      (*br1)[kk * 2u] = vec4<f32>(unpack2x16float(w1.x), unpack2x16float(w1.y));
+      (*br1)[kk * 2u + 1u] = vec4<f32>(unpack2x16float(w1.z), unpack2x16float(w1.w));
+    }
+  }
+}
+
+// fma4 adds the 8×8 block A(r0.., k .. k+3)·B(k .. k+3, c0..) to acc.
+fn fma4(acc: ptr<function, array<vec4<f32>, 16>>, ar: ptr<function, array<vec4<f32>, 8>>,
+        br: ptr<function, array<vec4<f32>, 8>>) {
+  for (var kk = 0u; kk < 4u; kk++) {
+    for (var r = 0u; r < 8u; r++) {
+      let x = (*ar)[r][kk];
+      (*acc)[r * 2u] += x * (*br)[kk * 2u];
+      (*acc)[r * 2u + 1u] += x * (*br)[kk * 2u + 1u];
+    }
+  }
 }
 
 @compute @workgroup_size(8, 8)
@@ -65,55 +134,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
   var acc: array<vec4<f32>, 16>; // acc[r·2 + h] = out(r0+r, c0+4h .. c0+4h+3)
   for (var k = 0u; k < p.K; k += KS) {
-    var ar: array<vec4<f32>, 16>; // ar[r·2 + s] = A(r0+r, k+4s .. k+4s+3)
-    var br: array<vec4<f32>, 16>; // br[kk·2 + h] = B(k+kk, c0+4h .. c0+4h+3)
-    if (TA) { // A(i .. i+3, kk) is contiguous
-      for (var kk = 0u; kk < KS; kk++) {
-        for (var g = 0u; g < 2u; g++) {
-          let v = a[ia[g] + (k + kk) * (p.acs / 4u)];
-          for (var q = 0u; q < 4u; q++) {
-            ar[(4u * g + q) * 2u + kk / 4u][kk % 4u] = v[q];
-          }
-        }
-      }
-    } else { // A(i, k .. k+3) is contiguous
-      for (var r = 0u; r < 8u; r++) {
-        for (var s = 0u; s < KS / 4u; s++) {
-          ar[r * 2u + s] = a[ia[r] + k / 4u + s];
-        }
-      }
-    }
-    if (TB) { // B(k .. k+EB-1, j) is contiguous
-      for (var j = 0u; j < 8u; j++) {
-        let w = b[ib[j] + k / EB];
-        for (var kk = 0u; kk < KS; kk++) {
-          if (BF16) {
-            br[kk * 2u + j / 4u][j % 4u] = half8(w, kk);
-          } else {
-            br[kk * 2u + j / 4u][j % 4u] = bitcast<f32>(w[kk]);
-          }
-        }
-      }
-    } else { // B(kk, j .. j+EB-1) is contiguous
-      for (var kk = 0u; kk < KS; kk++) {
-        let row = (k + kk) * (p.brs / EB);
-        if (BF16) {
-          let w = b[ib[0] + row];
-          br[kk * 2u] = vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-          br[kk * 2u + 1u] = vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w));
-        } else {
-          for (var h = 0u; h < 2u; h++) {
-            br[kk * 2u + h] = bitcast<vec4<f32>>(b[ib[h] + row]);
-          }
-        }
-      }
-    }
-    for (var kk = 0u; kk < KS; kk++) {
-      for (var r = 0u; r < 8u; r++) {
-        let x = ar[r * 2u + kk / 4u][kk % 4u];
-        acc[r * 2u] += x * br[kk * 2u];
-        acc[r * 2u + 1u] += x * br[kk * 2u + 1u];
-      }
+    var ar0: array<vec4<f32>, 8>;
+    var br0: array<vec4<f32>, 8>;
+    loadA(&ar0, &ia, k);
+    if (BF16) { // one f16 load covers 8 k values: two steps of 4
+      var ar1: array<vec4<f32>, 8>;
+      var br1: array<vec4<f32>, 8>;
+      loadA(&ar1, &ia, k + 4u);
+      loadB16(&br0, &br1, &ib, k);
+      fma4(&acc, &ar0, &br0);
+      fma4(&acc, &ar1, &br1);
+    } else {
+      loadB(&br0, &ib, k);
+      fma4(&acc, &ar0, &br0);
     }
   }
   let baseO = p.oo + z * p.so;
