@@ -72,7 +72,8 @@ func (g *GPU) matmulVariant(transA, transB bool, bf16 bool, bias int) (matmulKer
 
 // shader returns the WGSL kernel for one dispatch: the reg variant uses
 // vec4 loads (matmul_reg) when the contiguous axes and element bases of A
-// and B are multiples of 4 (8 for f16 B) and scalar loads otherwise.
+// and B are multiples of 4 (8 for f16 B) and K is a multiple of its k step
+// (4, 8 for f16 B), and scalar loads (matmul_reg_scalar) otherwise.
 func (kv matmulKernel) shader(d mmDims, transA, transB, bf16 bool, oa, ob uint32) string {
 	if kv.variant == "tiled" {
 		return "matmul_tiled"
@@ -88,7 +89,7 @@ func (kv matmulKernel) shader(d mmDims, transA, transB, bf16 bool, oa, ob uint32
 	if bf16 {
 		eb = 8
 	}
-	if ca%4 == 0 && oa%4 == 0 && cb%eb == 0 && int(ob)%eb == 0 {
+	if ca%4 == 0 && oa%4 == 0 && cb%eb == 0 && int(ob)%eb == 0 && d.K%eb == 0 {
 		return "matmul_reg"
 	}
 	return "matmul_reg_scalar"

@@ -82,6 +82,7 @@ var mmCases = []mmCase{
 	{nil, 16, 20, 8, true, true, false},
 	{[]int{3}, 68, 36, 72, true, true, true},
 	{[]int{2}, 132, 64, 4, false, false, false},
+	{[]int{2}, 8, 7, 16, true, false, true}, // aligned M and N but K % 4 != 0: scalar
 }
 
 func TestMatMulReferenceMatchesNaive(t *testing.T) {
@@ -227,6 +228,8 @@ func TestMatMulF16B(t *testing.T) {
 	g, c := testGPU(t), NewCPU()
 	cases := []mmCase{
 		{nil, 5, 7, 16, false, false, false},
+		{[]int{2}, 4, 12, 16, false, false, true}, // K % 8 != 0 with aligned N: scalar
+		{nil, 8, 16, 16, true, false, false},      // vec path
 		{[]int{2}, 9, 16, 24, false, false, true},
 		{nil, 6, 9, 5, true, false, false},
 		{nil, 4, 16, 3, false, true, false},

@@ -4,8 +4,8 @@
 // the work per loaded vec4 is what counts). An 8×8 workgroup covers a 64×64
 // output tile; each invocation keeps an 8×8 block in 16 vec4 accumulators.
 // Operands must be vec4-aligned: the contiguous axis of A and B a multiple
-// of 4 (of 8 for f16 B) and element bases oa, ob likewise; other shapes use
-// matmul_reg_scalar.wgsl. Parameters and bindings as in matmul_reg_scalar.wgsl.
+// of 4 (of 8 for f16 B), element bases oa, ob likewise, and K a multiple of
+// the k step KS; other shapes use matmul_reg_scalar.wgsl. Parameters and bindings as in matmul_reg_scalar.wgsl.
 // Specialised by:
 //   TA, TB (bool) A is stored [K, M] / B is stored [N, K] (else [M, K] / [K, N])
 //   BF16   (bool) B holds f16 halves packed two per u32 (low half first)
@@ -23,7 +23,6 @@ struct P {
 @group(0) @binding(2) var<storage, read> b: array<vec4<u32>>; // 4 f32 or 8 f16
 @group(0) @binding(3) var<storage, read> bias: array<u32>;
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;
-
 
 fn ldBias(j: u32) -> f32 {
   if (BIAS == 1u) {
@@ -115,7 +114,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   // Rows and columns past the edge are clamped for loading, skipped on store.
   // Vector indices of the first loads, hoisted out of the k loop:
   //   ia[r] = A(r0+r, 0) (ia[g] = A(r0+4g, 0) when TA); ib[j] = B(0, c0+j)
-  //   (ib[h] = B(0, c0+4h), or B(0, c0) for f16, when not TB).
+  //   when TB, else ib[h] = B(0, c0+4h) (f32) or ib[0] = B(0, c0) (f16).
   var ia: array<u32, 8>;
   var ib: array<u32, 8>;
   for (var r = 0u; r < 8u; r++) {
