@@ -1,6 +1,9 @@
 package nn
 
-import "fmt"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // mmDims is a validated batched matrix product: for each of batch items,
 // out (M×N) = A (M×K) · B (K×N) [+ bias]. The strides say where A(i,k) and
@@ -123,10 +126,14 @@ const (
 // gemm computes out[z] = A[z]·B[z] (+ bias) for every batch item z.
 func (c *CPU) gemm(d mmDims, a, b, bias, out []float32) {
 	mt, nt := (d.M+gemmMC-1)/gemmMC, (d.N+gemmNC-1)/gemmNC
-	c.parallel(d.batch*mt*nt, func(lo, hi int) {
+	units := d.batch * mt * nt
+	// Workers take tiles from a shared counter, so one slowed-down
+	// goroutine (a busy core) does not hold up the others.
+	var next atomic.Int64
+	c.parallel(min(c.threads(), units), func(lo, hi int) {
 		ap := make([]float32, min(gemmMC+gemmMR, d.M+gemmMR)*min(gemmKC, d.K))
 		bp := make([]float32, min(gemmNC+gemmNR, d.N+gemmNR)*min(gemmKC, d.K))
-		for u := lo; u < hi; u++ {
+		for u := int(next.Add(1) - 1); u < units; u = int(next.Add(1) - 1) {
 			z, t := u/(mt*nt), u%(mt*nt)
 			i0, j0 := t/nt*gemmMC, t%nt*gemmNC
 			az := a[z*d.M*d.K:]
