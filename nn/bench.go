@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"sort"
 	"time"
@@ -138,4 +139,14 @@ func (g *GPU) variantFor(op string) string {
 		return v
 	}
 	return g.used[op]
+}
+
+// benchData returns n values uniform in [−1, 1) from seed.
+func benchData(seed uint64, n int) []float32 {
+	r := rand.New(rand.NewPCG(seed, 1))
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = r.Float32()*2 - 1
+	}
+	return v
 }

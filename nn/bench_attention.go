@@ -25,25 +25,12 @@ func attnBench(b, lq, lk, h, d int, cpuSkip bool) BenchCase {
 		CPUSkip: cpuSkip,
 		Setup: func(be Backend) (func() *Tensor, func()) {
 			qs, ks := []int{b, lq, h * d}, []int{b, lk, h * d}
-			q := be.Upload(qs, attnBenchData(1, numel(qs)))
-			k := be.Upload(ks, attnBenchData(2, numel(ks)))
-			v := be.Upload(ks, attnBenchData(3, numel(ks)))
+			q := be.Upload(qs, benchData(1, numel(qs)))
+			k := be.Upload(ks, benchData(2, numel(ks)))
+			v := be.Upload(ks, benchData(3, numel(ks)))
 			scale := float32(1 / math.Sqrt(float64(d)))
 			return func() *Tensor { return be.Attention(q, k, v, h, scale, false) },
 				func() { Free(q, k, v) }
 		},
 	}
-}
-
-// attnBenchData returns n deterministic values in [-1, 1) (bench inputs only).
-func attnBenchData(seed uint32, n int) []float32 {
-	v := make([]float32, n)
-	x := seed*2654435761 + 1
-	for i := range v {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		v[i] = float32(x)/float32(1<<31) - 1
-	}
-	return v
 }

@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"math/rand/v2"
 )
 
 func init() {
@@ -21,15 +20,6 @@ func init() {
 }
 
 // benchData returns n uniform values in [-1, 1) from a fixed seed.
-func benchData(seed uint64, n int) []float32 {
-	r := rand.New(rand.NewPCG(seed, 1))
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = 2*r.Float32() - 1
-	}
-	return v
-}
-
 // conv2dBench is a batch-1 k×k Conv2d with bias, cin→cout at h×w;
 // FLOPs = 2·Cout·Cin·k²·OH·OW.
 func conv2dBench(cin, cout, h, w, k int, p Conv2dParams) BenchCase {

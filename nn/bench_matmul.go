@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"math/rand/v2"
 )
 
 func init() {
@@ -15,15 +14,6 @@ func init() {
 }
 
 // benchData returns n uniform values in [-1, 1) from a fixed seed.
-func benchData(seed uint64, n int) []float32 {
-	r := rand.New(rand.NewPCG(seed, 1))
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = r.Float32()*2 - 1
-	}
-	return v
-}
-
 // matmulBench times MatMul of [m, k] by [k, n].
 func matmulBench(m, k, n int) BenchCase {
 	return BenchCase{
