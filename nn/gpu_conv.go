@@ -129,11 +129,11 @@ func (g *GPU) bindRows(t *Tensor, start, n int) (gpu.Binding, uint32) {
 	return b, base*2 + uint32((t.off+start)%2)
 }
 
-// AutotuneConv2d times the conv2d variants on a 3×3 320→320 32×32 problem
+// AutotuneConv2d times the conv2d variants on a 3×3 64→64 32×32 problem
 // and keeps the faster one in g.Variants.
 func (g *GPU) AutotuneConv2d() (string, error) {
 	best, bestMs := "", 0.0
-	bc := conv2dBench(320, 320, 32, 32, 3, Conv2dSame(1, 1))
+	bc := conv2dBench(64, 64, 32, 32, 3, Conv2dSame(1, 1))
 	for _, v := range []string{"reg", "tiled"} {
 		g.mu.Lock()
 		g.Variants["conv2d"] = v
