@@ -30,6 +30,73 @@ type Trajectory interface {
 	Latent(i int) *nn.Tensor
 }
 
+// editDDIM is the deterministic DDIM schedule of the editing loops (Song et
+// al. 2021, eq. 12 with η = 0; diffusers' DDIMScheduler timesteps with
+// leading or trailing spacing, epsilon prediction), kept private to this
+// file so that editing does not depend on the scheduler set's API.
+type editDDIM struct {
+	ac        []float32 // ᾱ_t
+	final     float64   // ᾱ before the first timestep (set_alpha_to_one)
+	ratio     int       // Δ between timesteps
+	timesteps []int     // descending
+}
+
+func newEditDDIM(cfg SchedulerConfig, n int) (*editDDIM, error) {
+	cfg.Defaults()
+	if cfg.PredictionType != "epsilon" {
+		return nil, fmt.Errorf("edit: prediction_type %q is not supported (epsilon only)", cfg.PredictionType)
+	}
+	ac, err := cfg.AlphasCumprod()
+	if err != nil {
+		return nil, err
+	}
+	T := cfg.NumTrainTimesteps
+	if n <= 0 || n > T {
+		return nil, fmt.Errorf("edit: %d steps (want 1…%d)", n, T)
+	}
+	d := &editDDIM{ac: ac, final: float64(ac[0]), ratio: T / n}
+	if *cfg.SetAlphaToOne {
+		d.final = 1
+	}
+	switch cfg.TimestepSpacing {
+	case "leading":
+		for i := n - 1; i >= 0; i-- {
+			d.timesteps = append(d.timesteps, i*d.ratio+cfg.StepsOffset)
+		}
+	case "trailing":
+		r := float64(T) / float64(n)
+		for i := n; i >= 1; i-- {
+			d.timesteps = append(d.timesteps, int(math.Round(float64(i)*r))-1)
+		}
+	default:
+		return nil, fmt.Errorf("edit: timestep_spacing %q is not supported (leading, trailing)", cfg.TimestepSpacing)
+	}
+	for _, t := range d.timesteps {
+		if t < 0 || t >= T {
+			return nil, fmt.Errorf("edit: timestep %d outside [0, %d)", t, T)
+		}
+	}
+	return d, nil
+}
+
+// alphas returns ᾱ_t and ᾱ of the timestep Δ before t.
+func (d *editDDIM) alphas(t int) (at, ap float64) {
+	at, ap = float64(d.ac[t]), d.final
+	if p := t - d.ratio; p >= 0 {
+		ap = float64(d.ac[p])
+	}
+	return at, ap
+}
+
+// step is the DDIM update x_t → x_{t−Δ} with x̂0 substituted:
+// x_prev = √ᾱ_prev·(x − √(1−ᾱ_t)·ε)/√ᾱ_t + √(1−ᾱ_prev)·ε.
+func (d *editDDIM) step(be nn.Backend, eps *nn.Tensor, t int, x *nn.Tensor) *nn.Tensor {
+	at, ap := d.alphas(t)
+	cx := math.Sqrt(ap) / math.Sqrt(at)
+	ce := math.Sqrt(1-ap) - math.Sqrt(ap)*math.Sqrt(1-at)/math.Sqrt(at)
+	return be.Axpby(float32(cx), x, float32(ce), eps)
+}
+
 // LatentTrajectory is a Trajectory held as a slice, Latents[i] = Latent(i).
 type LatentTrajectory struct{ Latents []*nn.Tensor }
 
@@ -45,7 +112,7 @@ func (t *LatentTrajectory) Free() { nn.Free(t.Latents...); t.Latents = nil }
 // InvertOptions configures DDIM inversion for editing.
 type InvertOptions struct {
 	UNet      *nn.UNet2DConditionModel
-	Scheduler *DDIM
+	Scheduler SchedulerConfig
 	Steps     int
 	// Prompt is the source prompt's embeddings [1, L, D].
 	Prompt *nn.Tensor
@@ -70,19 +137,19 @@ type InvertOptions struct {
 //
 // (ᾱ_{t_{−1}} is the final alpha: 1 with set_alpha_to_one). The noise is
 // predicted at the next timestep from the current latent, the usual
-// approximation of the implicit update. It sets the scheduler's timesteps.
+// approximation of the implicit update.
 func InvertTrajectory(be nn.Backend, x0 *nn.Tensor, o InvertOptions) (*LatentTrajectory, error) {
-	if o.UNet == nil || o.Scheduler == nil || o.Prompt == nil || x0 == nil {
+	if o.UNet == nil || o.Prompt == nil || x0 == nil {
 		return nil, fmt.Errorf("invert: missing UNet, scheduler, prompt or latents")
 	}
 	if x0.Rank() != 4 || x0.Dim(0) != 1 {
 		return nil, fmt.Errorf("invert: latents %v, want [1, C, h, w]", x0.Shape())
 	}
-	if err := o.Scheduler.SetTimesteps(o.Steps); err != nil {
+	d, err := newEditDDIM(o.Scheduler, o.Steps)
+	if err != nil {
 		return nil, err
 	}
-	d := o.Scheduler
-	n := len(d.Timesteps)
+	n := len(d.timesteps)
 	ctx := o.Prompt
 	if o.Negative != nil {
 		ctx = be.Concat(0, o.Negative, o.Prompt)
@@ -94,7 +161,7 @@ func InvertTrajectory(be nn.Backend, x0 *nn.Tensor, o InvertOptions) (*LatentTra
 		return nil, err
 	}
 	for i := 0; i < n; i++ {
-		t := d.Timesteps[n-1-i]
+		t := d.timesteps[n-1-i]
 		x := inv[i]
 		in := x
 		if o.Negative != nil {
@@ -113,11 +180,7 @@ func InvertTrajectory(be nn.Backend, x0 *nn.Tensor, o InvertOptions) (*LatentTra
 			nn.Free(en, ec, eps)
 			eps = g
 		}
-		at := float64(d.AlphasCumprod[t])
-		ap := float64(d.final)
-		if p := t - d.stepRatio; p >= 0 {
-			ap = float64(d.AlphasCumprod[p])
-		}
+		at, ap := d.alphas(t)
 		cx := math.Sqrt(at) / math.Sqrt(ap)
 		ce := math.Sqrt(1-at) - math.Sqrt(at)*math.Sqrt(1-ap)/math.Sqrt(ap)
 		next := be.Axpby(float32(cx), x, float32(ce), eps)
@@ -139,7 +202,7 @@ func InvertTrajectory(be nn.Backend, x0 *nn.Tensor, o InvertOptions) (*LatentTra
 // EditOptions configures Edit.
 type EditOptions struct {
 	UNet      *nn.UNet2DConditionModel
-	Scheduler *DDIM
+	Scheduler SchedulerConfig
 	Steps     int
 	// Guidance is the classifier-free guidance scale; 1 runs the batch
 	// [cond_src, cond_tgt] without unconditional rows.
@@ -169,7 +232,7 @@ type EditOptions struct {
 // the target follows the exact inversion; PnP Inversion's code blends
 // before correcting.)
 func Edit(be nn.Backend, o EditOptions) (src, tgt *nn.Tensor, err error) {
-	if o.UNet == nil || o.Scheduler == nil || o.Source == nil || o.Target == nil {
+	if o.UNet == nil || o.Source == nil || o.Target == nil {
 		return nil, nil, fmt.Errorf("edit: missing UNet, scheduler or prompt embeddings")
 	}
 	if o.Source.Rank() != 3 || o.Source.Dim(0) != 1 || o.Target.Rank() != 3 || o.Target.Dim(0) != 1 {
@@ -189,7 +252,7 @@ func Edit(be nn.Backend, o EditOptions) (src, tgt *nn.Tensor, err error) {
 		}
 	}
 	if start == nil || start.Rank() != 4 || start.Dim(0) != 1 {
-		return nil, nil, fmt.Errorf("edit: start latents %v, want [1, C, h, w]", shapeOf(start))
+		return nil, nil, fmt.Errorf("edit: start latents %v, want [1, C, h, w]", editShapeOf(start))
 	}
 	var ctx *nn.Tensor
 	if cfg {
@@ -237,7 +300,7 @@ func Edit(be nn.Backend, o EditOptions) (src, tgt *nn.Tensor, err error) {
 	return src, tgt, nil
 }
 
-func shapeOf(t *nn.Tensor) any {
+func editShapeOf(t *nn.Tensor) any {
 	if t == nil {
 		return "nil"
 	}
@@ -261,7 +324,7 @@ func directInversionCorrect(be nn.Backend, x, z *nn.Tensor) *nn.Tensor {
 // [uncond_0, uncond_1, cond_0, cond_1]).
 type pairRun struct {
 	unet     *nn.UNet2DConditionModel
-	sched    *DDIM
+	sched    SchedulerConfig
 	steps    int
 	guidance float32
 	ctx      *nn.Tensor
@@ -272,7 +335,8 @@ type pairRun struct {
 }
 
 func (r pairRun) run(be nn.Backend, x *nn.Tensor) (*nn.Tensor, error) {
-	if err := r.sched.SetTimesteps(r.steps); err != nil {
+	d, err := newEditDDIM(r.sched, r.steps)
+	if err != nil {
 		nn.Free(x)
 		return nil, err
 	}
@@ -282,7 +346,7 @@ func (r pairRun) run(be nn.Backend, x *nn.Tensor) (*nn.Tensor, error) {
 		defer func() { r.unet.AttentionHook = prev }()
 	}
 	cfg := r.ctx.Dim(0) == 4
-	for k, t := range r.sched.Timesteps {
+	for k, t := range d.timesteps {
 		if r.before != nil {
 			r.before(k)
 		}
@@ -307,7 +371,7 @@ func (r pairRun) run(be nn.Backend, x *nn.Tensor) (*nn.Tensor, error) {
 			nn.Free(eu, ec, eps)
 			eps = g
 		}
-		nx := r.sched.Step(be, eps, t, x)
+		nx := d.step(be, eps, t, x)
 		nn.Free(eps, x)
 		x = nx
 		if r.after != nil {

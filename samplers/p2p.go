@@ -186,7 +186,7 @@ func NewP2P(be nn.Backend, o P2POptions) (*P2P, error) {
 			p.alphaAt[j] = o.CrossReplace
 		}
 	}
-	for _, j := range sortedKeys(o.TokenCrossReplace) {
+	for _, j := range editSortedKeys(o.TokenCrossReplace) {
 		f := o.TokenCrossReplace[j]
 		if err := checkTok("TokenCrossReplace", j); err != nil {
 			return nil, err
@@ -203,7 +203,7 @@ func NewP2P(be nn.Backend, o P2POptions) (*P2P, error) {
 	for j := range p.weights {
 		p.weights[j] = 1
 	}
-	for _, j := range sortedKeys(o.Reweight) {
+	for _, j := range editSortedKeys(o.Reweight) {
 		w := o.Reweight[j]
 		if err := checkTok("Reweight", j); err != nil {
 			return nil, err
@@ -316,17 +316,17 @@ func (p *P2P) Begin(steps, h, w int) {
 
 // active reports whether a control with fraction f is on at step k of n:
 // k < ⌊f·n⌋ (so f = 1 covers every step).
-func active(f float64, k, n int) bool { return k < int(math.Floor(f*float64(n)+1e-9)) }
+func editActive(f float64, k, n int) bool { return k < int(math.Floor(f*float64(n)+1e-9)) }
 
 // SetStep selects step k (from 0) and rebuilds the per-phase tensors when
 // the set of replaced tokens changes.
 func (p *P2P) SetStep(be nn.Backend, k int) {
 	p.step = k
-	p.selfOn = active(p.o.SelfReplace, k, p.steps)
+	p.selfOn = editActive(p.o.SelfReplace, k, p.steps)
 	var key strings.Builder
 	alpha := make([]float32, p.lk)
 	for j, f := range p.alphaAt {
-		if p.mapper[j] >= 0 && active(f, k, p.steps) {
+		if p.mapper[j] >= 0 && editActive(f, k, p.steps) {
 			alpha[j] = 1
 			key.WriteByte('1')
 		} else {
@@ -370,7 +370,7 @@ func (p *P2P) fail(format string, args ...any) {
 }
 
 // attend is the unedited attention (the fused kernel where it applies).
-func attend(be nn.Backend, q, k, v *nn.Tensor, heads int, scale float32) *nn.Tensor {
+func editAttend(be nn.Backend, q, k, v *nn.Tensor, heads int, scale float32) *nn.Tensor {
 	if q.Dim(2)/heads > nn.MaxFusedHeadDim {
 		return nn.AttentionExplicit(be, q, k, v, heads, scale)
 	}
@@ -378,7 +378,7 @@ func attend(be nn.Backend, q, k, v *nn.Tensor, heads int, scale float32) *nn.Ten
 }
 
 // rows returns views of rows [start, start+n) of q, k, v.
-func rows(start, n int, ts ...*nn.Tensor) []*nn.Tensor {
+func editRows(start, n int, ts ...*nn.Tensor) []*nn.Tensor {
 	out := make([]*nn.Tensor, len(ts))
 	for i, t := range ts {
 		out[i] = nn.Narrow(t, start, n)
@@ -409,12 +409,12 @@ func (p *P2P) hook(be nn.Backend, name string, q, k, v *nn.Tensor, heads int, sc
 	if selfEdit {
 		// Target self-attention maps ← source maps; the target keeps its
 		// own values.
-		src := rows(b-2, 1, q, k)
+		src := editRows(b-2, 1, q, k)
 		probs := nn.AttentionProbs(be, src[0], src[1], heads, scale)
 		nn.Free(src...)
 		return p.withTarget(be, q, k, v, heads, scale, probs)
 	}
-	pair := rows(b-2, 2, q, k)
+	pair := editRows(b-2, 2, q, k)
 	probs := nn.AttentionProbs(be, pair[0], pair[1], heads, scale) // [2, H, Lq, Lk]
 	nn.Free(pair...)
 	if collect {
@@ -447,8 +447,8 @@ func (p *P2P) hook(be nn.Backend, name string, q, k, v *nn.Tensor, heads int, sc
 // (last row) computed from the maps tprobs [1, H, Lq, Lk]; it frees tprobs.
 func (p *P2P) withTarget(be nn.Backend, q, k, v *nn.Tensor, heads int, scale float32, tprobs *nn.Tensor) *nn.Tensor {
 	b := q.Dim(0)
-	rest := rows(0, b-1, q, k, v)
-	head := attend(be, rest[0], rest[1], rest[2], heads, scale)
+	rest := editRows(0, b-1, q, k, v)
+	head := editAttend(be, rest[0], rest[1], rest[2], heads, scale)
 	nn.Free(rest...)
 	vt := nn.Narrow(v, b-1, 1)
 	tail := nn.AttentionApply(be, tprobs, vt)
@@ -500,7 +500,7 @@ func (p *P2P) collect(be nn.Backend, probs *nn.Tensor, heads, lq int) {
 
 // stepMask returns 1 where x > 0 and 0 elsewhere, exactly: x·2⁶⁰ is ≥ 1
 // for every positive float32 difference of values in [0, 1].
-func stepMask(be nn.Backend, x *nn.Tensor) *nn.Tensor {
+func blendStep(be nn.Backend, x *nn.Tensor) *nn.Tensor {
 	s := be.Affine(x, float32(math.Ldexp(1, 60)), 0)
 	m := be.Clamp(s, 0, 1)
 	nn.Free(s)
@@ -537,7 +537,7 @@ func (p *P2P) Blend(be nn.Backend, x *nn.Tensor) *nn.Tensor {
 		mx := be.Reduce(nn.MaxAbs, m) // maps are ≥ 0
 		n := be.Binary(nn.Div, m, mx)
 		d := be.Affine(n, 1, -float32(lb.Threshold))
-		bin := stepMask(be, d) // map/max > threshold
+		bin := blendStep(be, d) // map/max > threshold
 		nn.Free(m, mx, n, d)
 		if union == nil {
 			union = bin
@@ -561,7 +561,7 @@ func (p *P2P) Blend(be nn.Backend, x *nn.Tensor) *nn.Tensor {
 		kw := be.Upload([]int{1, 1, ks, ks}, ones)
 		box := be.Conv2d(mask, kw, nil, nn.Conv2dSame(1, k))
 		nn.Free(kw, mask)
-		mask = stepMask(be, box)
+		mask = blendStep(be, box)
 		nn.Free(box)
 	}
 	for mh := h; mh < p.latH; mh *= 2 {
@@ -584,8 +584,8 @@ func (p *P2P) Blend(be nn.Backend, x *nn.Tensor) *nn.Tensor {
 	return out
 }
 
-// sortedKeys lists a map's keys in order (stable error messages).
-func sortedKeys[V any](m map[int]V) []int {
+// editSortedKeys lists a map's keys in order (stable error messages).
+func editSortedKeys[V any](m map[int]V) []int {
 	ks := make([]int, 0, len(m))
 	for k := range m {
 		ks = append(ks, k)

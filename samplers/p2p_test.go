@@ -17,7 +17,7 @@ import (
 // Editing tests run the unet2dcond_tiny fixture (context dim 32) on 8×8
 // latents with random prompt embeddings and a few DDIM steps.
 
-func loadTinyCondUNet(t *testing.T, be nn.Backend) *nn.UNet2DConditionModel {
+func editUNet(t *testing.T, be nn.Backend) *nn.UNet2DConditionModel {
 	t.Helper()
 	u, err := nn.LoadUNet2DConditionModelDir(be, filepath.Join(golden.Dir(t), "unet2dcond_tiny"), nn.F32)
 	require.NoError(t, err)
@@ -25,15 +25,14 @@ func loadTinyCondUNet(t *testing.T, be nn.Backend) *nn.UNet2DConditionModel {
 	return u
 }
 
-func editScheduler(t *testing.T) *DDIM {
+// editScheduler is SD 1.x's DDIM config.
+func editScheduler(t *testing.T) SchedulerConfig {
 	t.Helper()
 	f := false
-	d, err := NewDDIM(SchedulerConfig{BetaSchedule: "scaled_linear", BetaStart: 0.00085, BetaEnd: 0.012, SetAlphaToOne: &f, ClipSample: &f, StepsOffset: 1})
-	require.NoError(t, err)
-	return d
+	return SchedulerConfig{BetaSchedule: "scaled_linear", BetaStart: 0.00085, BetaEnd: 0.012, SetAlphaToOne: &f, ClipSample: &f, StepsOffset: 1}
 }
 
-func randTensor(be nn.Backend, seed int64, shape ...int) *nn.Tensor {
+func editRand(be nn.Backend, seed int64, shape ...int) *nn.Tensor {
 	r := rand.New(rand.NewSource(seed))
 	n := 1
 	for _, d := range shape {
@@ -46,7 +45,7 @@ func randTensor(be nn.Backend, seed int64, shape ...int) *nn.Tensor {
 	return be.Upload(shape, v)
 }
 
-func maxAbsDiff(a, b []float32) float64 {
+func editMaxDiff(a, b []float32) float64 {
 	m := 0.0
 	for i := range a {
 		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
@@ -54,21 +53,31 @@ func maxAbsDiff(a, b []float32) float64 {
 	return m
 }
 
-// sampleRef is a plain one-branch CFG DDIM loop (the pipeline's), the
-// reference for a free target branch.
-func sampleRef(t *testing.T, be nn.Backend, u *nn.UNet2DConditionModel, d *DDIM, steps int, g float32, x, cond, uncond *nn.Tensor) []float32 {
+// editSampleRef is a plain one-branch CFG DDIM loop (the pipeline's, with
+// the DDIM update written out), the reference for a free target branch.
+func editSampleRef(t *testing.T, be nn.Backend, u *nn.UNet2DConditionModel, cfg SchedulerConfig, steps int, g float32, x, cond, uncond *nn.Tensor) []float32 {
 	t.Helper()
-	require.NoError(t, d.SetTimesteps(steps))
+	d, err := newEditDDIM(cfg, steps)
+	require.NoError(t, err)
+	cfg.Defaults()
+	ac, err := cfg.AlphasCumprod()
+	require.NoError(t, err)
 	ctx := be.Concat(0, uncond, cond)
 	defer nn.Free(ctx)
 	x = be.Affine(x, 1, 0)
-	for _, ts := range d.Timesteps {
+	for _, ts := range d.timesteps {
 		in := be.Concat(0, x, x)
 		eps, err := u.Forward(be, in, []float32{float32(ts)}, ctx)
 		require.NoError(t, err)
 		eu, ec := nn.Narrow(eps, 0, 1), nn.Narrow(eps, 1, 1)
 		gd := be.Axpby(1-g, eu, g, ec)
-		nx := d.Step(be, gd, ts, x)
+		at, ap := float64(ac[ts]), float64(ac[0])
+		if ts-1000/steps >= 0 {
+			ap = float64(ac[ts-1000/steps])
+		}
+		x0 := be.Axpby(float32(1/math.Sqrt(at)), x, float32(-math.Sqrt(1-at)/math.Sqrt(at)), gd)
+		nx := be.Axpby(float32(math.Sqrt(ap)), x0, float32(math.Sqrt(1-ap)), gd)
+		nn.Free(x0)
 		nn.Free(in, eps, eu, ec, gd, x)
 		x = nx
 	}
@@ -85,12 +94,12 @@ func sampleRef(t *testing.T, be nn.Backend, u *nn.UNet2DConditionModel, d *DDIM,
 // nothing.
 func TestDirectInversionIdentityEdit(t *testing.T) {
 	bothBackends(t, func(t *testing.T, be nn.Backend) {
-		u := loadTinyCondUNet(t, be)
+		u := editUNet(t, be)
 		d := editScheduler(t)
 		const steps = 5
-		x0 := randTensor(be, 1, 1, 4, 8, 8)
-		cond := randTensor(be, 2, 1, 7, 32)
-		uncond := randTensor(be, 3, 1, 7, 32)
+		x0 := editRand(be, 1, 1, 4, 8, 8)
+		cond := editRand(be, 2, 1, 7, 32)
+		uncond := editRand(be, 3, 1, 7, 32)
 		defer nn.Free(x0, cond, uncond)
 		tr, err := InvertTrajectory(be, x0, InvertOptions{UNet: u, Scheduler: d, Steps: steps, Prompt: cond})
 		require.NoError(t, err)
@@ -114,13 +123,13 @@ func TestDirectInversionIdentityEdit(t *testing.T) {
 			nn.Free(src, tgt)
 			// The source branch reconstructs the source latent to float
 			// rounding: its last correction lands on z*_0 = x0.
-			errSrc := maxAbsDiff(want, s)
+			errSrc := editMaxDiff(want, s)
 			require.LessOrEqual(t, errSrc, 1e-6, "source branch vs source latent")
 			if i == 0 {
-				ref := sampleRef(t, be, u, d, steps, 7.5, tr.Latent(0), cond, uncond)
-				errRef := maxAbsDiff(ref, g)
+				ref := editSampleRef(t, be, u, d, steps, 7.5, tr.Latent(0), cond, uncond)
+				errRef := editMaxDiff(ref, g)
 				require.LessOrEqual(t, errRef, 1e-4, "target branch vs a free DDIM run from z*_T")
-				t.Logf("%s: |src−x0|max=%.3g |tgt−freeDDIM|max=%.3g |tgt−x0|max=%.3g (plain DDIM inversion error, not corrected)", be.Name(), errSrc, errRef, maxAbsDiff(want, g))
+				t.Logf("%s: |src−x0|max=%.3g |tgt−freeDDIM|max=%.3g |tgt−x0|max=%.3g (plain DDIM inversion error, not corrected)", be.Name(), errSrc, errRef, editMaxDiff(want, g))
 				last = [2][]float32{s, g}
 			} else {
 				requireClose(t, last[0], s, 0, 0, "all-off controller: source")
@@ -140,10 +149,10 @@ func TestP2PWordSwapCrossAttention(t *testing.T) {
 	tgtTok := []int{49406, 320, 1929, 530, 49407}
 	const swapped = 2
 	bothBackends(t, func(t *testing.T, be nn.Backend) {
-		u := loadTinyCondUNet(t, be)
+		u := editUNet(t, be)
 		d := editScheduler(t)
-		x := randTensor(be, 4, 1, 4, 8, 8)
-		cs, ct, un := randTensor(be, 5, 1, 7, 32), randTensor(be, 6, 1, 7, 32), randTensor(be, 7, 1, 7, 32)
+		x := editRand(be, 4, 1, 4, 8, 8)
+		cs, ct, un := editRand(be, 5, 1, 7, 32), editRand(be, 6, 1, 7, 32), editRand(be, 7, 1, 7, 32)
 		defer nn.Free(x, cs, ct, un)
 		for _, keepSwapped := range []bool{false, true} {
 			o := P2POptions{Mode: P2PReplace, ContextLen: 7, SourceTokens: srcTok, TargetTokens: tgtTok, CrossReplace: 1}
@@ -205,7 +214,7 @@ func TestP2PWordSwapCrossAttention(t *testing.T) {
 
 // editPair runs Edit from noise x (no inversion) and returns the final
 // source and target latents.
-func editPair(t *testing.T, be nn.Backend, u *nn.UNet2DConditionModel, d *DDIM, steps int, x, cs, ct, un *nn.Tensor, o *P2POptions) ([]float32, []float32) {
+func editPair(t *testing.T, be nn.Backend, u *nn.UNet2DConditionModel, d SchedulerConfig, steps int, x, cs, ct, un *nn.Tensor, o *P2POptions) ([]float32, []float32) {
 	t.Helper()
 	eo := EditOptions{UNet: u, Scheduler: d, Steps: steps, Guidance: 7.5, Source: cs, Target: ct, Uncond: un, Latents: x}
 	if o != nil {
@@ -226,10 +235,10 @@ func editPair(t *testing.T, be nn.Backend, u *nn.UNet2DConditionModel, d *DDIM, 
 // by 0 it changes the target and leaves the source.
 func TestP2PReweight(t *testing.T) {
 	bothBackends(t, func(t *testing.T, be nn.Backend) {
-		u := loadTinyCondUNet(t, be)
+		u := editUNet(t, be)
 		d := editScheduler(t)
-		x := randTensor(be, 8, 1, 4, 8, 8)
-		cs, ct, un := randTensor(be, 9, 1, 7, 32), randTensor(be, 10, 1, 7, 32), randTensor(be, 11, 1, 7, 32)
+		x := editRand(be, 8, 1, 4, 8, 8)
+		cs, ct, un := editRand(be, 9, 1, 7, 32), editRand(be, 10, 1, 7, 32), editRand(be, 11, 1, 7, 32)
 		defer nn.Free(x, cs, ct, un)
 		const steps = 3
 		s0, g0 := editPair(t, be, u, d, steps, x, cs, ct, un, nil)
@@ -238,9 +247,9 @@ func TestP2PReweight(t *testing.T) {
 		requireClose(t, g0, g1, 1e-5, 1e-4, "reweight 1: target")
 		s2, g2 := editPair(t, be, u, d, steps, x, cs, ct, un, &P2POptions{ContextLen: 7, Reweight: map[int]float32{2: 0}})
 		requireClose(t, s0, s2, 1e-5, 1e-5, "reweight 0: source untouched")
-		diff := maxAbsDiff(g0, g2)
+		diff := editMaxDiff(g0, g2)
 		require.Greater(t, diff, 1e-3, "reweight 0 changes the target")
-		t.Logf("%s: reweight 1 |Δtgt|max=%.3g, reweight 0 |Δtgt|max=%.3g", be.Name(), maxAbsDiff(g0, g1), diff)
+		t.Logf("%s: reweight 1 |Δtgt|max=%.3g, reweight 0 |Δtgt|max=%.3g", be.Name(), editMaxDiff(g0, g1), diff)
 	})
 }
 
@@ -249,10 +258,10 @@ func TestP2PReweight(t *testing.T) {
 // step (and cross-attention replacement with an identity swap) is a no-op.
 func TestP2PSelfInjectionEqualPrompts(t *testing.T) {
 	bothBackends(t, func(t *testing.T, be nn.Backend) {
-		u := loadTinyCondUNet(t, be)
+		u := editUNet(t, be)
 		d := editScheduler(t)
-		x := randTensor(be, 12, 1, 4, 8, 8)
-		c, un := randTensor(be, 13, 1, 7, 32), randTensor(be, 14, 1, 7, 32)
+		x := editRand(be, 12, 1, 4, 8, 8)
+		c, un := editRand(be, 13, 1, 7, 32), editRand(be, 14, 1, 7, 32)
 		defer nn.Free(x, c, un)
 		const steps = 3
 		s0, g0 := editPair(t, be, u, d, steps, x, c, c, un, nil)
@@ -261,7 +270,7 @@ func TestP2PSelfInjectionEqualPrompts(t *testing.T) {
 		s1, g1 := editPair(t, be, u, d, steps, x, c, c, un, &P2POptions{ContextLen: 7, SelfReplace: 1, Mode: P2PReplace, SourceTokens: tok, TargetTokens: tok, CrossReplace: 1})
 		requireClose(t, s0, s1, 1e-5, 1e-5, "self injection: source")
 		requireClose(t, g0, g1, 1e-5, 1e-4, "self injection: target")
-		t.Logf("%s: self+cross injection 100%% |Δtgt|max=%.3g", be.Name(), maxAbsDiff(g0, g1))
+		t.Logf("%s: self+cross injection 100%% |Δtgt|max=%.3g", be.Name(), editMaxDiff(g0, g1))
 	})
 }
 
@@ -273,11 +282,11 @@ func TestP2PSelfInjectionEqualPrompts(t *testing.T) {
 // before dilation whatever the fixture's weights.
 func TestP2PLocalBlend(t *testing.T) {
 	bothBackends(t, func(t *testing.T, be nn.Backend) {
-		u := loadTinyCondUNet(t, be)
+		u := editUNet(t, be)
 		d := editScheduler(t)
 		const steps = 3
-		x0 := randTensor(be, 15, 1, 4, 8, 8)
-		cs, ct, un := randTensor(be, 16, 1, 7, 32), randTensor(be, 17, 1, 7, 32), randTensor(be, 18, 1, 7, 32)
+		x0 := editRand(be, 15, 1, 4, 8, 8)
+		cs, ct, un := editRand(be, 16, 1, 7, 32), editRand(be, 17, 1, 7, 32), editRand(be, 18, 1, 7, 32)
 		defer nn.Free(x0, cs, ct, un)
 		tr, err := InvertTrajectory(be, x0, InvertOptions{UNet: u, Scheduler: d, Steps: steps, Prompt: cs})
 		require.NoError(t, err)
@@ -388,10 +397,10 @@ func TestP2PErrors(t *testing.T) {
 		require.ErrorContains(t, err, c.want)
 	}
 
-	u := loadTinyCondUNet(t, be)
+	u := editUNet(t, be)
 	d := editScheduler(t)
-	x := randTensor(be, 19, 1, 4, 8, 8)
-	c := randTensor(be, 20, 1, 7, 32)
+	x := editRand(be, 19, 1, 4, 8, 8)
+	c := editRand(be, 20, 1, 7, 32)
 	defer nn.Free(x, c)
 	// A batch of 3 is neither [src, tgt] nor the CFG layout.
 	p, err := NewP2P(be, P2POptions{ContextLen: 7, Reweight: map[int]float32{1: 2}})
