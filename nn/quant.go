@@ -275,3 +275,35 @@ func UploadQuant(be Backend, q *QuantTensor) *Tensor {
 	be.setErr(fmt.Errorf("nn: upload_quant: backend %s cannot hold quantized tensors", be.Name()))
 	return nil
 }
+
+// QuantSource is implemented by tensor sources that hold some tensors
+// quantized (packs). Weights uploads those with UploadQuant instead of
+// converting them to float.
+type QuantSource interface {
+	// Quantized returns name's quantized form, or false if it is stored
+	// as floats.
+	Quantized(name string) (*QuantTensor, bool, error)
+}
+
+// quantized loads a tensor its source holds quantized; done is false when
+// the source stores it otherwise.
+func (w *Weights) quantized(name string) (t *Tensor, done bool) {
+	qs, ok := w.src.(QuantSource)
+	if !ok {
+		return nil, false
+	}
+	q, ok, err := qs.Quantized(name)
+	if err != nil {
+		w.fail("weights: reading %q: %v", name, err)
+		return nil, true
+	}
+	if !ok {
+		return nil, false
+	}
+	if t = UploadQuant(w.be, q); t == nil {
+		w.fail("weights: uploading %q: %v", name, w.be.Err())
+		return nil, true
+	}
+	w.loaded = append(w.loaded, t)
+	return t, true
+}
