@@ -55,8 +55,12 @@ func (p Policy) Choose(name string, shape []int) (string, int) {
 		return "f32", 0
 	case p.Mode == "f16" || !quantizable(name, shape):
 		return "f16", 0
-	case p.Mode == "q8":
-		return "q8", 0
+	case p.Mode == "q8": // one scale per output channel
+		n := 1
+		for _, d := range shape[1:] {
+			n *= d
+		}
+		return "q8", n
 	case p.Mode == "q4":
 		return "q4", g
 	case keepF16(name): // mixed

@@ -102,7 +102,8 @@ func ExpectedBytes(t Tensor) (total, scales int64, err error) {
 			return 0, 0, fmt.Errorf("quantized scalar")
 		}
 		q := &nn.QuantTensor{Format: formats[t.Format], Shape: t.Shape, Group: t.Group}
-		if t.Group <= 0 || int64(t.Group) > n {
+		rl := int(n) / t.Shape[0]
+		if t.Group <= 0 || t.Group > 1<<24 || (t.Format == "q4" && t.Group%8 != 0) || (t.Format == "q8" && t.Group%4 != 0 && t.Group != rl) {
 			return 0, 0, fmt.Errorf("bad group %d for %s %v", t.Group, t.Format, t.Shape)
 		}
 		data := int64(q.Rows()) * int64(q.RowWords()) * 4
