@@ -31,6 +31,9 @@ func (g *GPU) planConv2d(s convShape) (convPlan, error) {
 // weights larger than one binding are split along samples, input-channel
 // groups (accumulated) and output channels.
 func (g *GPU) Conv2d(x, w, bias *Tensor, p Conv2dParams) *Tensor {
+	if quantOf(w) != nil { // Q8/Q4 weights: gpu_quant.go
+		return g.conv2dQuant(x, w, bias, p)
+	}
 	ts := []*Tensor{x, w}
 	if bias != nil {
 		ts = append(ts, bias)

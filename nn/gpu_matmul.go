@@ -23,6 +23,9 @@ func (g *GPU) MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 // Linear implements Backend: the matmul kernels with B = wᵀ read in place
 // (F16 weights are unpacked inside the kernel) and the bias added on store.
 func (g *GPU) Linear(x, w, bias *Tensor) *Tensor {
+	if quantOf(w) != nil { // Q8/Q4 weights: gpu_quant.go
+		return g.linearQuant(x, w, bias)
+	}
 	if !g.ok("linear", x, w) || (bias != nil && !g.ok("linear", bias)) {
 		return nil
 	}

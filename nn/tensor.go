@@ -24,6 +24,11 @@ const (
 	// u32 (low half = even element) and converted in the kernels; the CPU
 	// reference keeps the exact float32 values of the halves.
 	F16
+	// Q8 and Q4 are quantized weights (see QuantTensor in quant.go): the
+	// GPU keeps the packed values and scales, the CPU reference keeps the
+	// dequantized float32 values.
+	Q8
+	Q4
 )
 
 func (d DType) String() string {
@@ -32,6 +37,10 @@ func (d DType) String() string {
 		return "f32"
 	case F16:
 		return "f16"
+	case Q8:
+		return "q8"
+	case Q4:
+		return "q4"
 	}
 	return fmt.Sprintf("dtype(%d)", uint8(d))
 }
@@ -41,6 +50,7 @@ type storage struct {
 	cpu  []float32   // CPU backend
 	buf  *gpu.Buffer // GPU backend
 	refs atomic.Int32
+	q    *quantInfo // layout of Q8/Q4 storage (quant.go)
 }
 
 // Tensor is an n-dimensional row-major array on one backend. A tensor may be

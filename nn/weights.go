@@ -139,6 +139,9 @@ func (w *Weights) Tensor(name string, shape ...int) *Tensor {
 		return nil
 	}
 	w.taken[stored] = true
+	if t, done := w.quantized(stored); done { // packs: quant.go
+		return t
+	}
 	var t *Tensor
 	if w.Storage == F16 && len(shape) >= 2 {
 		bits, isF16, err := w.src.Float16Bits(stored)

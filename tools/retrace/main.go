@@ -5,6 +5,8 @@
 //
 //	retrace info [--json]
 //	retrace bench [--json] [--filter REGEXP] [--time 1s] [--backend gpu,cpu]
+//	retrace convert --in DIR|FILE --out PACK [--quant mixed] [--group 64] [--shard-mb 64]
+//	retrace packinfo PACK [--json]
 package main
 
 import (
@@ -32,6 +34,10 @@ func main() {
 		err = cmdInfo(os.Args[2:], os.Stdout)
 	case "bench":
 		err = cmdBench(os.Args[2:], os.Stdout)
+	case "convert":
+		err = cmdConvert(os.Args[2:], os.Stdout)
+	case "packinfo":
+		err = cmdPackinfo(os.Args[2:], os.Stdout)
 	case "help", "-h", "--help":
 		usage(os.Stdout)
 	default:
@@ -52,6 +58,9 @@ commands:
   info    print the WebGPU adapter, backend, limits and features (--json)
   bench   time ops (and models) on the GPU and the Go reference in one run;
           one JSON object per line with --json
+  convert --in <diffusers folder | .safetensors> --out <pack> --quant f16|q8|q4|mixed
+          [--group 64] [--shard-mb 64]: write a weight pack (docs/PACK.md)
+  packinfo <pack> [--json]: tensors per format and bytes per component
 `)
 }
 

@@ -1,0 +1,296 @@
+package pack
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"retrace/nn"
+	"retrace/nn/safetensors"
+)
+
+// Policy chooses each tensor's storage format.
+type Policy struct {
+	// Mode is f32, f16, q8, q4 or mixed.
+	Mode string
+	// Group is the q4 group size (32, 64, 128; 0 means 64). q8 uses one
+	// scale per output channel.
+	Group int
+}
+
+// Modes lists the accepted Policy.Mode values.
+var Modes = []string{"f32", "f16", "q8", "q4", "mixed"}
+
+// keepF16 reports tensors the mixed policy keeps at f16: the first and last
+// convolutions of each model (the UNet's and the VAE's conv_in/conv_out and
+// the VAE's quant convs, which touch the latents and pixels directly).
+func keepF16(name string) bool {
+	for _, s := range []string{"conv_in.weight", "conv_out.weight", "quant_conv.weight"} {
+		if name == s || strings.HasSuffix(name, "."+s) || strings.HasSuffix(name, "_"+s) {
+			return true
+		}
+	}
+	return false
+}
+
+// quantizable reports weights read only by Linear and Conv2d (the ops with
+// quantized kernels): rank-2 or rank-4 ".weight" tensors other than
+// embedding tables.
+func quantizable(name string, shape []int) bool {
+	return (len(shape) == 2 || len(shape) == 4) && strings.HasSuffix(name, ".weight") && !strings.Contains(name, "embeddings.")
+}
+
+// Choose returns the format ("f32", "f16", "q8", "q4") and group of a
+// tensor. Norms, biases and embeddings are f16 in every mode but f32.
+func (p Policy) Choose(name string, shape []int) (string, int) {
+	g := p.Group
+	if g == 0 {
+		g = 64
+	}
+	switch {
+	case p.Mode == "f32":
+		return "f32", 0
+	case p.Mode == "f16" || !quantizable(name, shape):
+		return "f16", 0
+	case p.Mode == "q8": // one scale per output channel
+		n := 1
+		for _, d := range shape[1:] {
+			n *= d
+		}
+		return "q8", n
+	case p.Mode == "q4":
+		return "q4", g
+	case keepF16(name): // mixed
+		return "f16", 0
+	}
+	return "q4", g
+}
+
+// Progress is called after each tensor is written.
+type Progress func(component, name string, done, total int, bytes int64)
+
+// WriteComponent converts every tensor of src into w as component,
+// quantizing by pol.
+func WriteComponent(w *Writer, component string, src nn.TensorSource, pol Policy, progress Progress) error {
+	if !validMode(pol.Mode) {
+		return fmt.Errorf("pack: unknown quantization %q (want one of %v)", pol.Mode, Modes)
+	}
+	names := src.Names()
+	sort.Strings(names)
+	for i, name := range names {
+		shape, _ := src.Shape(name)
+		if len(shape) == 0 {
+			shape = []int{1}
+		}
+		format, group := pol.Choose(name, shape)
+		var err error
+		switch format {
+		case "f16":
+			bits, ok, e := src.Float16Bits(name)
+			if e == nil && !ok {
+				var v []float32
+				v, e = src.Float32(name)
+				bits = make([]uint16, len(v))
+				for j, x := range v {
+					bits[j] = nn.Float16(x)
+				}
+			}
+			if err = e; err == nil {
+				err = w.AddF16(component, name, shape, bits)
+			}
+		default:
+			var v []float32
+			if v, err = src.Float32(name); err != nil {
+				break
+			}
+			if format == "f32" {
+				err = w.AddF32(component, name, shape, v)
+				break
+			}
+			dt := nn.Q8
+			if format == "q4" {
+				dt = nn.Q4
+			}
+			var q *nn.QuantTensor
+			if q, err = nn.Quantize(dt, shape, v, group); err == nil {
+				err = w.AddQuant(component, name, q)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("pack: %s/%s: %w", component, name, err)
+		}
+		if progress != nil {
+			progress(component, name, i+1, len(names), w.Bytes())
+		}
+	}
+	return nil
+}
+
+func validMode(m string) bool {
+	for _, x := range Modes {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// componentName maps a config's class to the pack's component name.
+func componentName(cfg []byte) string {
+	var c struct {
+		Class     string `json:"_class_name"`
+		ModelType string `json:"model_type"`
+	}
+	json.Unmarshal(cfg, &c)
+	switch {
+	case c.Class == "UNet2DConditionModel":
+		return "unet"
+	case c.Class == "AutoencoderKL":
+		return "vae"
+	case c.ModelType == "clip_text_model":
+		return "text_encoder"
+	case c.Class == "UNet2DModel":
+		return "unet"
+	}
+	return "model"
+}
+
+var weightFiles = []string{"diffusion_pytorch_model.safetensors", "model.safetensors", "weights.safetensors",
+	"diffusion_pytorch_model.fp16.safetensors", "model.fp16.safetensors"}
+
+// openComponent opens a component folder (config.json + safetensors).
+func openComponent(dir string) (json.RawMessage, nn.TensorSource, func(), error) {
+	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, n := range weightFiles {
+		if !exists(filepath.Join(dir, n)) {
+			continue
+		}
+		f, err := safetensors.Open(filepath.Join(dir, n))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return cfg, nn.SafetensorsSource{Files: []*safetensors.File{f}}, func() { f.Close() }, nil
+	}
+	return nil, nil, nil, fmt.Errorf("%s: no safetensors weights (looked for %v)", dir, weightFiles)
+}
+
+// Convert writes a pack to out from in: a diffusers pipeline folder
+// (model_index.json: unet, vae, text_encoder, tokenizer, scheduler), one
+// model folder (config.json + safetensors) or one .safetensors file
+// (component "model", config.json beside it if present).
+func Convert(in, out string, pol Policy, shardBytes int64, progress Progress) (*Manifest, error) {
+	if !validMode(pol.Mode) {
+		return nil, fmt.Errorf("pack: unknown quantization %q (want one of %v)", pol.Mode, Modes)
+	}
+	st, err := os.Stat(in)
+	if err != nil {
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	w, err := Create(out, shardBytes)
+	if err != nil {
+		return nil, err
+	}
+	addDir := func(component, dir string) error {
+		cfg, src, closer, err := openComponent(dir)
+		if err != nil {
+			return fmt.Errorf("pack: %s: %w", component, err)
+		}
+		defer closer()
+		if component == "" {
+			component = componentName(cfg)
+		}
+		w.SetConfig(component, cfg)
+		return WriteComponent(w, component, src, pol, progress)
+	}
+	switch {
+	case !st.IsDir():
+		f, err := safetensors.Open(in)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if cfg, err := os.ReadFile(filepath.Join(filepath.Dir(in), "config.json")); err == nil {
+			w.SetConfig("model", cfg)
+		}
+		err = WriteComponent(w, "model", nn.SafetensorsSource{Files: []*safetensors.File{f}}, pol, progress)
+		if err != nil {
+			return nil, err
+		}
+	case exists(filepath.Join(in, "model_index.json")):
+		for _, c := range []string{"text_encoder", "unet", "vae"} {
+			if err := addDir(c, filepath.Join(in, c)); err != nil {
+				return nil, err
+			}
+		}
+		sc, err := os.ReadFile(filepath.Join(in, "scheduler", "scheduler_config.json"))
+		if err != nil {
+			return nil, fmt.Errorf("pack: scheduler: %w", err)
+		}
+		w.SetConfig("scheduler", sc)
+		ents, err := os.ReadDir(filepath.Join(in, "tokenizer"))
+		if err != nil {
+			return nil, fmt.Errorf("pack: tokenizer: %w", err)
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(in, "tokenizer", e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			if err := w.AddFile("tokenizer/"+e.Name(), b); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		if err := addDir("", in); err != nil {
+			return nil, err
+		}
+	}
+	return w.Close()
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// Summary counts a manifest's tensors and bytes per component and format.
+type Summary struct {
+	Components map[string]map[string]FormatCount `json:"components"`
+	Files      int64                             `json:"file_bytes"`
+	Total      int64                             `json:"total_bytes"`
+	Shards     int                               `json:"shards"`
+}
+
+// FormatCount is the number and stored bytes of tensors of one format.
+type FormatCount struct {
+	Tensors int   `json:"tensors"`
+	Bytes   int64 `json:"bytes"`
+}
+
+// Summarize returns the per-component, per-format byte counts.
+func (m *Manifest) Summarize() Summary {
+	s := Summary{Components: map[string]map[string]FormatCount{}, Shards: len(m.Shards)}
+	for cn, c := range m.Components {
+		fc := map[string]FormatCount{}
+		for _, t := range c.Tensors {
+			x := fc[t.Format]
+			x.Tensors++
+			x.Bytes += t.Bytes
+			fc[t.Format] = x
+		}
+		s.Components[cn] = fc
+	}
+	for _, r := range m.Files {
+		s.Files += r.Bytes
+	}
+	for _, sh := range m.Shards {
+		s.Total += sh.Bytes
+	}
+	return s
+}
