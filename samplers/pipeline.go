@@ -151,9 +151,10 @@ func (sd *StableDiffusion) Generate(be nn.Backend, o GenerateOptions) (latents, 
 		return nil, nil, err
 	}
 	x := be.Affine(o.Latents, 1, 0)
-	for k, t := range sd.Scheduler.Timesteps {
+	for k, tf := range sd.Scheduler.Timesteps() {
+		t := int(tf)
 		in := be.Concat(0, x, x)
-		eps, err := sd.UNet.Forward(be, in, []float32{float32(t)}, ctx)
+		eps, err := sd.UNet.Forward(be, in, []float32{tf}, ctx)
 		nn.Free(in)
 		if err != nil {
 			nn.Free(x)
@@ -162,11 +163,10 @@ func (sd *StableDiffusion) Generate(be nn.Backend, o GenerateOptions) (latents, 
 		eu, ec := nn.Narrow(eps, 0, 1), nn.Narrow(eps, 1, 1)
 		guided := be.Axpby(1-o.Guidance, eu, o.Guidance, ec)
 		nn.Free(eu, ec, eps)
-		nx := sd.Scheduler.Step(be, guided, t, x)
+		nx, err := sd.Scheduler.Step(be, guided, k, x, nil)
 		nn.Free(guided, x)
 		x = nx
-		if err := be.Err(); err != nil {
-			nn.Free(x)
+		if err != nil {
 			return nil, nil, err
 		}
 		if o.OnStep != nil {
