@@ -184,6 +184,9 @@ func (g *GPU) Read(t *Tensor) ([]float32, error) {
 	if err := g.Err(); err != nil {
 		return nil, err
 	}
+	if t.dtype == Q8 || t.dtype == Q4 {
+		return nil, fmt.Errorf("nn: read %v: quantized weights cannot be read back; read the pack instead", t)
+	}
 	if t.dtype == F16 {
 		raw, err := g.Dev.Read(t.st.buf, 0, uint64(t.Numel()+1)/2*4)
 		if err != nil {
