@@ -19,7 +19,7 @@ type StableDiffusion struct {
 	TextEncoder *nn.CLIPTextModel
 	UNet        *nn.UNet2DConditionModel
 	VAE         *nn.AutoencoderKL
-	Scheduler   *DDIM
+	Scheduler   Scheduler
 }
 
 // Components names the folders of a pipeline's parts (a diffusers pipeline
@@ -77,7 +77,7 @@ func LoadStableDiffusion(be nn.Backend, c Components, storage nn.DType) (*Stable
 		sd.Free()
 		return nil, err
 	}
-	if sd.Scheduler, err = NewDDIM(cfg); err != nil {
+	if sd.Scheduler, err = NewScheduler(cfg); err != nil {
 		sd.Free()
 		return nil, err
 	}
@@ -119,21 +119,32 @@ type GenerateOptions struct {
 	Prompt, NegativePrompt string
 	Steps                  int
 	Guidance               float32
-	// Latents is the initial noise [1, C, h, w] (already scaled by the
-	// scheduler's init_noise_sigma, which is 1 for DDIM).
-	Latents *nn.Tensor
+	// Latents is the initial standard-normal noise [1, C, h, w] (Generate
+	// multiplies it by the scheduler's init_noise_sigma). When nil, it is
+	// drawn from Seed at Height×Width.
+	Latents       *nn.Tensor
+	Seed          uint64
+	Height, Width int
 	// OnStep, if set, sees the latents after each step (k from 0).
-	OnStep func(k, t int, latents *nn.Tensor) error
+	OnStep func(k int, t float32, latents *nn.Tensor) error
 }
 
 // Generate runs the pipeline and returns the final latents and the decoded
 // image [1, C, H, W] in [0, 1] (diffusers' (x/2 + 0.5).clamp(0, 1)).
+// Stochastic schedulers draw their noise from Seed.
 func (sd *StableDiffusion) Generate(be nn.Backend, o GenerateOptions) (latents, image *nn.Tensor, err error) {
-	if o.Latents == nil {
-		return nil, nil, fmt.Errorf("pipeline: no initial latents")
-	}
 	if o.Steps <= 0 {
 		return nil, nil, fmt.Errorf("pipeline: %d steps", o.Steps)
+	}
+	noise := NewNoise(o.Seed)
+	init := o.Latents
+	if init == nil {
+		f := sd.VAE.Factor()
+		if o.Height <= 0 || o.Width <= 0 || o.Height%f != 0 || o.Width%f != 0 {
+			return nil, nil, fmt.Errorf("pipeline: image size %d×%d must be a multiple of %d", o.Width, o.Height, f)
+		}
+		init = noise.Tensor(be, 1, sd.UNet.Config.InChannels, o.Height/f, o.Width/f)
+		defer nn.Free(init)
 	}
 	cond, err := sd.EncodePrompt(be, o.Prompt)
 	if err != nil {
@@ -147,26 +158,39 @@ func (sd *StableDiffusion) Generate(be nn.Backend, o GenerateOptions) (latents, 
 	ctx := be.Concat(0, uncond, cond) // diffusers order: [uncond, cond]
 	nn.Free(cond, uncond)
 	defer nn.Free(ctx)
-	if err := sd.Scheduler.SetTimesteps(o.Steps); err != nil {
+	sch := sd.Scheduler
+	if err := sch.SetTimesteps(o.Steps); err != nil {
 		return nil, nil, err
 	}
-	x := be.Affine(o.Latents, 1, 0)
-	for k, tf := range sd.Scheduler.Timesteps() {
-		t := int(tf)
-		in := be.Concat(0, x, x)
-		eps, err := sd.UNet.Forward(be, in, []float32{tf}, ctx)
+	x := be.Affine(init, sch.InitNoiseSigma(), 0)
+	for k, t := range sch.Timesteps() {
+		in := sch.ScaleModelInput(be, x, k)
+		in2 := be.Concat(0, in, in)
 		nn.Free(in)
+		eps, err := sd.UNet.Forward(be, in2, []float32{t}, ctx)
+		nn.Free(in2)
 		if err != nil {
 			nn.Free(x)
 			return nil, nil, err
 		}
-		eu, ec := nn.Narrow(eps, 0, 1), nn.Narrow(eps, 1, 1)
-		guided := be.Axpby(1-o.Guidance, eu, o.Guidance, ec)
-		nn.Free(eu, ec, eps)
-		nx, err := sd.Scheduler.Step(be, guided, k, x, nil)
-		nn.Free(guided, x)
-		x = nx
+		guided, err := GuidanceBatch(be, eps, o.Guidance)
+		nn.Free(eps)
 		if err != nil {
+			nn.Free(x)
+			return nil, nil, err
+		}
+		var z *nn.Tensor
+		if sch.NeedsNoise(k) {
+			z = noise.Tensor(be, x.Shape()...)
+		}
+		nx, err := sch.Step(be, guided, k, x, z)
+		nn.Free(guided, x, z)
+		if err != nil {
+			return nil, nil, err
+		}
+		x = nx
+		if err := be.Err(); err != nil {
+			nn.Free(x)
 			return nil, nil, err
 		}
 		if o.OnStep != nil {

@@ -120,7 +120,7 @@ func TestGoldenSDPipelineTiny(t *testing.T) {
 		lat := be.Upload(ls, lv)
 		x, img, err := sd.Generate(be, GenerateOptions{
 			Prompt: cfg.Call.Prompt, NegativePrompt: neg, Steps: cfg.Call.Steps, Guidance: cfg.Call.Guidance, Latents: lat,
-			OnStep: func(k, tt int, x *nn.Tensor) error {
+			OnStep: func(k int, tt float32, x *nn.Tensor) error {
 				require.EqualValues(t, ts[k], tt, "timestep %d", k)
 				requireClose(t, steps[k*per:(k+1)*per], read(t, be, x), 1e-4, 1e-3, "latents step")
 				return nil
@@ -158,4 +158,44 @@ func TestPipelineRejectsLongPrompt(t *testing.T) {
 	}
 	_, err = sd.EncodePrompt(be, long)
 	require.ErrorContains(t, err, "more than the 77")
+}
+
+// Every scheduler drives the pipeline (CFG, scale_model_input,
+// init_noise_sigma, stochastic noise from the seed); runs are reproducible.
+func TestPipelineAllSchedulers(t *testing.T) {
+	dir, _ := golden.Open(t, "sd_pipeline_tiny")
+	be := nn.NewCPU()
+	comp := Components{
+		Tokenizer:   filepath.Join(dir, "../clip_text_tiny/tokenizer"),
+		TextEncoder: filepath.Join(dir, "../clip_text_tiny"),
+		UNet:        filepath.Join(dir, "../unet2dcond_tiny"),
+		VAE:         filepath.Join(dir, "../vae_tiny"),
+		Scheduler:   filepath.Join(t.TempDir(), "scheduler_config.json"),
+	}
+	for _, class := range []string{"DDIMScheduler", "DDPMScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "DPMSolverMultistepScheduler", "PNDMScheduler"} {
+		t.Run(class, func(t *testing.T) {
+			cfg := `{"_class_name": "` + class + `", "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1, "skip_prk_steps": true}`
+			require.NoError(t, os.WriteFile(comp.Scheduler, []byte(cfg), 0o644))
+			sd, err := LoadStableDiffusion(be, comp, nn.F32)
+			require.NoError(t, err)
+			defer sd.Free()
+			var imgs [2][]float32
+			for i := range imgs {
+				x, img, err := sd.Generate(be, GenerateOptions{Prompt: "a horse", Steps: 4, Guidance: 5, Seed: 7, Height: 16, Width: 16})
+				require.NoError(t, err)
+				imgs[i] = read(t, be, img)
+				nn.Free(x, img)
+			}
+			require.Equal(t, imgs[0], imgs[1], "same seed, same image")
+			for _, v := range imgs[0] {
+				require.True(t, v >= 0 && v <= 1, "pixel %v", v)
+			}
+		})
+	}
+	sd, err := LoadStableDiffusion(be, comp, nn.F32)
+	require.NoError(t, err)
+	_, _, err = sd.Generate(be, GenerateOptions{Prompt: "a horse", Steps: 4, Guidance: 5, Height: 15, Width: 16})
+	require.ErrorContains(t, err, "multiple of 2")
+	_, _, err = sd.Generate(be, GenerateOptions{Prompt: "a horse", Steps: 0, Height: 16, Width: 16})
+	require.ErrorContains(t, err, "0 steps")
 }
