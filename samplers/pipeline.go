@@ -1,12 +1,14 @@
 package samplers
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"retrace/nn"
+	"retrace/nn/pack"
 	"retrace/nn/tokenizer"
 )
 
@@ -216,4 +218,65 @@ func (sd *StableDiffusion) Generate(be nn.Backend, o GenerateOptions) (latents, 
 		return nil, nil, err
 	}
 	return x, img, nil
+}
+
+// LoadStableDiffusionAny loads a pipeline from a diffusers folder
+// (model_index.json) or a retrace pack (manifest.json); storage applies to
+// diffusers folders (packs keep the formats they were converted to).
+func LoadStableDiffusionAny(be nn.Backend, path string, storage nn.DType) (*StableDiffusion, error) {
+	if _, err := os.Stat(filepath.Join(path, "manifest.json")); err == nil {
+		return LoadStableDiffusionPack(be, path)
+	}
+	c, err := PipelineComponents(path)
+	if err != nil {
+		return nil, err
+	}
+	return LoadStableDiffusion(be, c, storage)
+}
+
+// LoadStableDiffusionPack loads a pipeline pack made by `retrace convert`.
+func LoadStableDiffusionPack(be nn.Backend, dir string) (*StableDiffusion, error) {
+	p, err := pack.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	vocab, err := p.File("tokenizer/vocab.json")
+	if err != nil {
+		return nil, err
+	}
+	merges, err := p.File("tokenizer/merges.txt")
+	if err != nil {
+		return nil, err
+	}
+	sd := &StableDiffusion{}
+	if sd.Tokenizer, err = tokenizer.FromReaders(bytes.NewReader(vocab), bytes.NewReader(merges)); err != nil {
+		return nil, err
+	}
+	if sd.TextEncoder, err = p.TextEncoder(be); err != nil {
+		return nil, err
+	}
+	if sd.UNet, err = p.UNet(be); err != nil {
+		sd.Free()
+		return nil, err
+	}
+	if sd.VAE, err = p.VAE(be); err != nil {
+		sd.Free()
+		return nil, err
+	}
+	sc, err := p.Component("scheduler")
+	if err != nil {
+		sd.Free()
+		return nil, err
+	}
+	cfg, err := ParseSchedulerConfig(sc.Config())
+	if err != nil {
+		sd.Free()
+		return nil, err
+	}
+	if sd.Scheduler, err = NewScheduler(cfg); err != nil {
+		sd.Free()
+		return nil, err
+	}
+	return sd, nil
 }

@@ -112,3 +112,10 @@ func cmdPackinfo(args []string, out io.Writer) error {
 	}
 	return nil
 }
+
+func init() {
+	commands = append(commands,
+		command{"convert", "convert a diffusers folder or .safetensors file to a pack (--quant f16|q8|q4|mixed)", cmdConvert},
+		command{"packinfo", "describe a pack: tensors per format, bytes per component (--json)", cmdPackinfo},
+	)
+}

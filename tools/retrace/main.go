@@ -23,45 +23,48 @@ import (
 	"retrace/nn/gpu"
 )
 
+// command is one subcommand of the CLI.
+type command struct {
+	name, help string
+	run        func(args []string, out io.Writer) error
+}
+
+// commands lists the subcommands; files add theirs in init.
+var commands = []command{
+	{"info", "print the WebGPU adapter, backend, limits and features (--json)", cmdInfo},
+	{"bench", "time ops (or --model) on the GPU and the Go reference in one run (--json)", cmdBench},
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		usage(os.Stderr)
 		os.Exit(2)
 	}
-	var err error
-	switch os.Args[1] {
-	case "info":
-		err = cmdInfo(os.Args[2:], os.Stdout)
-	case "bench":
-		err = cmdBench(os.Args[2:], os.Stdout)
-	case "convert":
-		err = cmdConvert(os.Args[2:], os.Stdout)
-	case "packinfo":
-		err = cmdPackinfo(os.Args[2:], os.Stdout)
-	case "help", "-h", "--help":
+	name := os.Args[1]
+	if name == "help" || name == "-h" || name == "--help" {
 		usage(os.Stdout)
-	default:
-		fmt.Fprintf(os.Stderr, "retrace: unknown command %q\n", os.Args[1])
-		usage(os.Stderr)
-		os.Exit(2)
+		return
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "retrace:", err)
-		os.Exit(1)
+	for _, c := range commands {
+		if c.name == name {
+			if err := c.run(os.Args[2:], os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, "retrace:", err)
+				os.Exit(1)
+			}
+			return
+		}
 	}
+	fmt.Fprintf(os.Stderr, "retrace: unknown command %q\n", name)
+	usage(os.Stderr)
+	os.Exit(2)
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: retrace <command> [flags]
-
-commands:
-  info    print the WebGPU adapter, backend, limits and features (--json)
-  bench   time ops (and models) on the GPU and the Go reference in one run;
-          one JSON object per line with --json
-  convert --in <diffusers folder | .safetensors> --out <pack> --quant f16|q8|q4|mixed
-          [--group 64] [--shard-mb 64]: write a weight pack (docs/PACK.md)
-  packinfo <pack> [--json]: tensors per format and bytes per component
-`)
+	fmt.Fprintln(w, "usage: retrace <command> [flags]   (retrace <command> -h for its flags)")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.help)
+	}
 }
 
 func cmdInfo(args []string, out io.Writer) error {
