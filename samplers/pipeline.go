@@ -227,6 +227,9 @@ func LoadStableDiffusionAny(be nn.Backend, path string, storage nn.DType) (*Stab
 	if _, err := os.Stat(filepath.Join(path, "manifest.json")); err == nil {
 		return LoadStableDiffusionPack(be, path)
 	}
+	if _, err := os.Stat(filepath.Join(path, "model_index.json")); err != nil {
+		return nil, fmt.Errorf("pipeline: %s is neither a diffusers pipeline folder (model_index.json) nor a retrace pack (manifest.json)", path)
+	}
 	c, err := PipelineComponents(path)
 	if err != nil {
 		return nil, err
