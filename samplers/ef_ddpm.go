@@ -155,7 +155,9 @@ func (f *EFDDPM) mu(be nn.Backend, eps EpsFunc, x *nn.Tensor, t, s int) (*nn.Ten
 // (len = number of timesteps; see EFDDPMNoise): x_t from SampleXts, then
 // from the top down z_t = (x_s − μ_t(x_t))/(η·σ_t), replacing x_s by
 // μ_t(x_t) + η·σ_t·z_t (the reference's correction against rounding, which
-// the next step reads). One model call per step.
+// the next step reads). One model call per step. With set_alpha_to_one the
+// last step has σ = 0: its noise map is 0 and Xts[0] = μ, so x0 is not
+// reproduced exactly there (the method needs σ > 0 at every step).
 func (f *EFDDPM) Invert(be nn.Backend, eps EpsFunc, x0 *nn.Tensor, noise []*nn.Tensor) (*EFDDPMInversion, error) {
 	if !(f.Eta > 0) {
 		return nil, fmt.Errorf("ef-ddpm: eta %v (want > 0: the noise maps divide by η·σ)", f.Eta)
@@ -175,7 +177,14 @@ func (f *EFDDPM) Invert(be nn.Backend, eps EpsFunc, x0 *nn.Tensor, noise []*nn.T
 			r.Free()
 			return nil, err
 		}
-		z := be.Axpby(float32(1/sigma), xts[idx], float32(-1/sigma), m)
+		var z *nn.Tensor
+		if sigma > 0 {
+			z = be.Axpby(float32(1/sigma), xts[idx], float32(-1/sigma), m)
+		} else {
+			// σ = 0 (a final alpha of 1 below the last timestep): the step
+			// is deterministic, no noise map can reach x_s, and x_s = μ.
+			z = be.Zeros(m.Shape())
+		}
 		xs := be.Axpby(1, m, float32(sigma), z)
 		nn.Free(m, xts[idx])
 		xts[idx], r.Zs[idx] = xs, z

@@ -78,9 +78,6 @@ func repeatBatch(be nn.Backend, what string, e *nn.Tensor, b int) (*nn.Tensor, e
 		for i := range rows {
 			rows[i] = e
 		}
-		if b == 1 {
-			return nn.Reshape(e, e.Shape()...), nil
-		}
 		return be.Concat(0, rows...), nil
 	}
 	return nil, fmt.Errorf("eps: %s %v must have 1 or %d rows for latents of batch %d", what, e.Shape(), b, b)
