@@ -23,8 +23,8 @@ func UNetEps(m *nn.UNet2DModel) EpsFunc {
 }
 
 // CondUNetEps wraps a UNet2DConditionModel with a prompt embedding cond
-// [1 or B, L, D] and classifier-free guidance (Ho & Salimans, 2022, eq. 6
-// in diffusers' form): the UNet sees the batch [x, x] with contexts
+// [1 or B, L, D] and classifier-free guidance (Ho & Salimans, 2022, in
+// diffusers' form, g = 1 + w): the UNet sees the batch [x, x] with contexts
 // [uncond, cond] (diffusers order) and
 //
 //	ε = ε_u + g·(ε_c − ε_u) = (1−g)·ε_u + g·ε_c.
