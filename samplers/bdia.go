@@ -53,11 +53,11 @@ func (b *BDIA) Timesteps() []int { return append([]int(nil), b.s.timesteps...) }
 // returns the latent at the bottom level. The first step has no z_{i+1}
 // and is a plain DDIM step (BDIADDIMSampler: x_last is None at the start).
 func (b *BDIA) Sample(be nn.Backend, eps EpsFunc, xT *nn.Tensor) (*nn.Tensor, error) {
-	if err := checkLatents("bdia", "x_T", xT); err != nil {
+	if err := checkExactLatents("bdia", "x_T", xT); err != nil {
 		return nil, err
 	}
 	lv := b.s.levels(len(b.s.timesteps))
-	e, err := callEps(be, "bdia", eps, xT, lv[0])
+	e, err := callExactEps(be, "bdia", eps, xT, lv[0])
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func (b *BDIA) Sample(be nn.Backend, eps EpsFunc, xT *nn.Tensor) (*nn.Tensor, er
 //
 //	z_{i+1} = (z_{i−1} − DDIM(z_i, ε_i; t_i→t_{i−1}))/γ + DDIM(z_i, ε_i; t_i→t_{i+1})
 func (b *BDIA) Invert(be nn.Backend, eps EpsFunc, x0 *nn.Tensor, strength float64) (top, below *nn.Tensor, err error) {
-	if err := checkLatents("bdia", "x0", x0); err != nil {
+	if err := checkExactLatents("bdia", "x0", x0); err != nil {
 		return nil, nil, err
 	}
 	m, err := b.s.strengthSteps(strength)
@@ -96,7 +96,7 @@ func (b *BDIA) Invert(be nn.Backend, eps EpsFunc, x0 *nn.Tensor, strength float6
 	for j := range c {
 		c[j] = lv[m-j]
 	}
-	e, err := callEps(be, "bdia", eps, x0, c[0])
+	e, err := callExactEps(be, "bdia", eps, x0, c[0])
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,7 +109,7 @@ func (b *BDIA) Invert(be nn.Backend, eps EpsFunc, x0 *nn.Tensor, strength float6
 			nn.Free(prev, cur)
 			return nil, nil, err
 		}
-		e, err := callEps(be, "bdia", eps, cur, c[k])
+		e, err := callExactEps(be, "bdia", eps, cur, c[k])
 		if err != nil {
 			nn.Free(prev, cur)
 			return nil, nil, err
@@ -133,13 +133,13 @@ func (b *BDIA) Invert(be nn.Backend, eps EpsFunc, x0 *nn.Tensor, strength float6
 // an edit when eps carries another prompt. It is the algebraic inverse of
 // Invert's steps, one model call per level below the top.
 func (b *BDIA) Reconstruct(be nn.Backend, eps EpsFunc, top, below *nn.Tensor, strength float64) (*nn.Tensor, error) {
-	if err := checkLatents("bdia", "top latent", top); err != nil {
+	if err := checkExactLatents("bdia", "top latent", top); err != nil {
 		return nil, err
 	}
-	if err := checkLatents("bdia", "lower latent", below); err != nil {
+	if err := checkExactLatents("bdia", "lower latent", below); err != nil {
 		return nil, err
 	}
-	if !equalShape(top.Shape(), below.Shape()) {
+	if !latentShapesEqual(top.Shape(), below.Shape()) {
 		return nil, fmt.Errorf("bdia: latent pair %v and %v differ in shape", top.Shape(), below.Shape())
 	}
 	m, err := b.s.strengthSteps(strength)
@@ -159,7 +159,7 @@ func (b *BDIA) denoise(be nn.Backend, eps EpsFunc, prev, cur *nn.Tensor, lv []in
 			nn.Free(prev, cur)
 			return nil, err
 		}
-		e, err := callEps(be, "bdia", eps, cur, lv[k])
+		e, err := callExactEps(be, "bdia", eps, cur, lv[k])
 		if err != nil {
 			nn.Free(prev, cur)
 			return nil, err

@@ -90,7 +90,7 @@ func (d *EDICT) Invert(be nn.Backend, eps EpsFunc, x0 *nn.Tensor, strength float
 	if err := d.check(); err != nil {
 		return nil, nil, err
 	}
-	if err := checkLatents("edict", "x0", x0); err != nil {
+	if err := checkExactLatents("edict", "x0", x0); err != nil {
 		return nil, nil, err
 	}
 	m, err := d.s.strengthSteps(strength)
@@ -116,7 +116,7 @@ func (d *EDICT) Invert(be nn.Backend, eps EpsFunc, x0 *nn.Tensor, strength float
 				nn.Free(c[0], c[1])
 				return nil, nil, err
 			}
-			e, err := callEps(be, "edict", eps, c[1-k], lv[i])
+			e, err := callExactEps(be, "edict", eps, c[1-k], lv[i])
 			if err != nil {
 				nn.Free(c[0], c[1])
 				return nil, nil, err
@@ -142,13 +142,13 @@ func (d *EDICT) Reconstruct(be nn.Backend, eps EpsFunc, x, y *nn.Tensor, strengt
 	if err := d.check(); err != nil {
 		return nil, nil, err
 	}
-	if err := checkLatents("edict", "x", x); err != nil {
+	if err := checkExactLatents("edict", "x", x); err != nil {
 		return nil, nil, err
 	}
-	if err := checkLatents("edict", "y", y); err != nil {
+	if err := checkExactLatents("edict", "y", y); err != nil {
 		return nil, nil, err
 	}
-	if !equalShape(x.Shape(), y.Shape()) {
+	if !latentShapesEqual(x.Shape(), y.Shape()) {
 		return nil, nil, fmt.Errorf("edict: coupled latents %v and %v differ in shape", x.Shape(), y.Shape())
 	}
 	m, err := d.s.strengthSteps(strength)
@@ -166,7 +166,7 @@ func (d *EDICT) Reconstruct(be nn.Backend, eps EpsFunc, x, y *nn.Tensor, strengt
 				nn.Free(c[0], c[1])
 				return nil, nil, err
 			}
-			e, err := callEps(be, "edict", eps, c[1-k], lv[i])
+			e, err := callExactEps(be, "edict", eps, c[1-k], lv[i])
 			if err != nil {
 				nn.Free(c[0], c[1])
 				return nil, nil, err

@@ -102,7 +102,7 @@ func EFDDPMNoise(be nn.Backend, shape []int, n int, rng *rand.Rand) []*nn.Tensor
 // call order), and returns xts[0] = x0 (a new reference), xts[i] at level
 // Timesteps()[n−i].
 func (f *EFDDPM) SampleXts(be nn.Backend, x0 *nn.Tensor, noise []*nn.Tensor) ([]*nn.Tensor, error) {
-	if err := checkLatents("ef-ddpm", "x0", x0); err != nil {
+	if err := checkExactLatents("ef-ddpm", "x0", x0); err != nil {
 		return nil, err
 	}
 	n := len(f.s.timesteps)
@@ -112,7 +112,7 @@ func (f *EFDDPM) SampleXts(be nn.Backend, x0 *nn.Tensor, noise []*nn.Tensor) ([]
 	xts := make([]*nn.Tensor, n+1)
 	xts[0] = nn.Reshape(x0, x0.Shape()...)
 	for k := 0; k < n; k++ {
-		if noise[k] == nil || !equalShape(noise[k].Shape(), x0.Shape()) {
+		if noise[k] == nil || !latentShapesEqual(noise[k].Shape(), x0.Shape()) {
 			nn.Free(xts...)
 			return nil, fmt.Errorf("ef-ddpm: noise[%d] %v must be shaped like x0 %v", k, noise[k], x0.Shape())
 		}
@@ -141,7 +141,7 @@ func (f *EFDDPM) stepCoef(t, s int) (cx, ce, sigma float64) {
 // inversion and the sampler share it, so the sampler reproduces the
 // inversion's x_t bit for bit.
 func (f *EFDDPM) mu(be nn.Backend, eps EpsFunc, x *nn.Tensor, t, s int) (*nn.Tensor, float64, error) {
-	e, err := callEps(be, "ef-ddpm", eps, x, t)
+	e, err := callExactEps(be, "ef-ddpm", eps, x, t)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -209,7 +209,7 @@ func (f *EFDDPM) Reverse(be nn.Backend, eps EpsFunc, xT *nn.Tensor, zs []*nn.Ten
 	if !(f.Eta > 0) {
 		return nil, fmt.Errorf("ef-ddpm: eta %v (want > 0)", f.Eta)
 	}
-	if err := checkLatents("ef-ddpm", "x_T", xT); err != nil {
+	if err := checkExactLatents("ef-ddpm", "x_T", xT); err != nil {
 		return nil, err
 	}
 	n := len(f.s.timesteps)
@@ -217,7 +217,7 @@ func (f *EFDDPM) Reverse(be nn.Backend, eps EpsFunc, xT *nn.Tensor, zs []*nn.Ten
 		return nil, fmt.Errorf("ef-ddpm: %d noise maps for %d timesteps (want 1…%d)", len(zs), n, n)
 	}
 	for i, z := range zs {
-		if z == nil || !equalShape(z.Shape(), xT.Shape()) {
+		if z == nil || !latentShapesEqual(z.Shape(), xT.Shape()) {
 			return nil, fmt.Errorf("ef-ddpm: noise map %d %v must be shaped like x_T %v", i, z, xT.Shape())
 		}
 	}

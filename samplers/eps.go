@@ -194,8 +194,8 @@ func (s *exactSchedule) ddimCoef(from, to int) (cx, ce float64) {
 	return cx, ce
 }
 
-// callEps runs eps and checks that it returned a tensor shaped like x.
-func callEps(be nn.Backend, method string, eps EpsFunc, x *nn.Tensor, t int) (*nn.Tensor, error) {
+// callExactEps runs eps and checks that it returned a tensor shaped like x.
+func callExactEps(be nn.Backend, method string, eps EpsFunc, x *nn.Tensor, t int) (*nn.Tensor, error) {
 	e, err := eps(be, x, float32(t))
 	if err != nil {
 		return nil, fmt.Errorf("%s: eps at t=%d: %w", method, t, err)
@@ -206,14 +206,14 @@ func callEps(be nn.Backend, method string, eps EpsFunc, x *nn.Tensor, t int) (*n
 		}
 		return nil, fmt.Errorf("%s: eps at t=%d returned no tensor", method, t)
 	}
-	if !equalShape(e.Shape(), x.Shape()) {
+	if !latentShapesEqual(e.Shape(), x.Shape()) {
 		nn.Free(e)
 		return nil, fmt.Errorf("%s: eps at t=%d returned %v for latents %v", method, t, e.Shape(), x.Shape())
 	}
 	return e, nil
 }
 
-func equalShape(a, b []int) bool {
+func latentShapesEqual(a, b []int) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -225,8 +225,8 @@ func equalShape(a, b []int) bool {
 	return true
 }
 
-// checkLatents rejects nil or non-F32 latents.
-func checkLatents(method, name string, x *nn.Tensor) error {
+// checkExactLatents rejects nil or non-F32 latents.
+func checkExactLatents(method, name string, x *nn.Tensor) error {
 	if x == nil {
 		return fmt.Errorf("%s: %s is nil", method, name)
 	}

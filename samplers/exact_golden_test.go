@@ -36,24 +36,24 @@ var exactModes = []struct {
 	{"model", false, 1e-3},
 }
 
-// requireRel checks max|want−got| ≤ tol·scale with scale = max(1,
+// requireExactRel checks max|want−got| ≤ tol·scale with scale = max(1,
 // max|want|, minScale) and returns the relative error max|want−got|/scale.
 // minScale is the magnitude of the trajectory the tensor belongs to: where
 // a step cancels large terms (BDIA reconstruction with γ < 1 starts from
 // latents ~5e4 and ends near 1), float32 rounding is relative to them.
-func requireRel(t testing.TB, want, got []float32, tol, minScale float64, msg string) float64 {
+func requireExactRel(t testing.TB, want, got []float32, tol, minScale float64, msg string) float64 {
 	t.Helper()
 	require.Equal(t, len(want), len(got), msg)
-	scale := math.Max(1, maxAbs(want))
+	scale := math.Max(1, exactMaxAbs(want))
 	scale = math.Max(scale, minScale)
-	d := maxAbsDiff(want, got)
+	d := exactMaxDiff(want, got)
 	if !(d <= tol*scale) {
 		t.Fatalf("%s: max abs diff %.3g > %.3g·%.3g", msg, d, tol, scale)
 	}
 	return d / scale
 }
 
-func maxAbs(v []float32) float64 {
+func exactMaxAbs(v []float32) float64 {
 	m := 0.0
 	for _, x := range v {
 		m = math.Max(m, math.Abs(float64(x)))
@@ -61,8 +61,8 @@ func maxAbs(v []float32) float64 {
 	return m
 }
 
-// maxAbsDiff returns max|a−b|.
-func maxAbsDiff(a, b []float32) float64 {
+// exactMaxDiff returns max|a−b|.
+func exactMaxDiff(a, b []float32) float64 {
 	d := 0.0
 	for i := range a {
 		v := math.Abs(float64(a[i]) - float64(b[i]))
@@ -74,39 +74,39 @@ func maxAbsDiff(a, b []float32) float64 {
 	return d
 }
 
-// goldenRows reads an io tensor [N, ...] as N rows and the row shape.
-type goldenRows struct {
+// exactRows reads an io tensor [N, ...] as N rows and the row shape.
+type exactRows struct {
 	shape []int
 	v     []float32
 	n     int
 }
 
-func readRows(t testing.TB, io *safetensors.File, key string) goldenRows {
+func readExactRows(t testing.TB, io *safetensors.File, key string) exactRows {
 	t.Helper()
 	s, v := golden.F32(t, io, key)
-	return goldenRows{shape: s[1:], v: v, n: s[0]}
+	return exactRows{shape: s[1:], v: v, n: s[0]}
 }
 
-func (r goldenRows) row(i int) []float32 {
+func (r exactRows) row(i int) []float32 {
 	per := len(r.v) / r.n
 	return r.v[i*per : (i+1)*per]
 }
 
 // latentShape is the row shape as a 4-D latent shape (a batch of 1 added
 // where the fixture stores none).
-func (r goldenRows) latentShape() []int {
+func (r exactRows) latentShape() []int {
 	if len(r.shape) == 3 {
 		return append([]int{1}, r.shape...)
 	}
 	return r.shape
 }
 
-func (r goldenRows) upload(be nn.Backend, i int) *nn.Tensor {
+func (r exactRows) upload(be nn.Backend, i int) *nn.Tensor {
 	return be.Upload(r.latentShape(), r.row(i))
 }
 
-// timesF32 reads an io tensor of timesteps (I64 or F32) as float32.
-func timesF32(t testing.TB, io *safetensors.File, key string) []float32 {
+// exactTimes reads an io tensor of timesteps (I64 or F32) as float32.
+func exactTimes(t testing.TB, io *safetensors.File, key string) []float32 {
 	t.Helper()
 	ti, ok := io.Info(key)
 	require.True(t, ok, key)
@@ -122,14 +122,14 @@ func timesF32(t testing.TB, io *safetensors.File, key string) []float32 {
 	return v
 }
 
-// refCalls checks every eps call of a method against a reference trace
+// exactCalls checks every eps call of a method against a reference trace
 // (timestep and model input), and in teacher mode answers with the
 // reference model output instead of calling the model.
-type refCalls struct {
+type exactCalls struct {
 	name     string
 	ts       []float32
-	inputs   goldenRows // model inputs (n may exceed len(ts): latents)
-	outputs  goldenRows
+	inputs   exactRows // model inputs (n may exceed len(ts): latents)
+	outputs  exactRows
 	first    int // row of inputs for the first call (outputs: outFirst)
 	outFirst int
 	scale    float64
@@ -137,13 +137,13 @@ type refCalls struct {
 	maxInErr float64
 }
 
-func (r *refCalls) eps(t *testing.T, model EpsFunc, teacher bool, tol float64) EpsFunc {
+func (r *exactCalls) eps(t *testing.T, model EpsFunc, teacher bool, tol float64) EpsFunc {
 	return func(be nn.Backend, x *nn.Tensor, tt float32) (*nn.Tensor, error) {
 		t.Helper()
 		k := r.first + r.i
 		require.Less(t, r.i, len(r.ts), "%s: more eps calls than the reference made", r.name)
 		require.Equal(t, r.ts[r.i], tt, "%s: timestep of call %d", r.name, r.i)
-		e := requireRel(t, r.inputs.row(k), read(t, be, x), tol, r.scale, fmt.Sprintf("%s: model input of call %d (t=%v)", r.name, r.i, tt))
+		e := requireExactRel(t, r.inputs.row(k), read(t, be, x), tol, r.scale, fmt.Sprintf("%s: model input of call %d (t=%v)", r.name, r.i, tt))
 		r.maxInErr = math.Max(r.maxInErr, e)
 		r.i++
 		if teacher {
@@ -153,22 +153,22 @@ func (r *refCalls) eps(t *testing.T, model EpsFunc, teacher bool, tol float64) E
 	}
 }
 
-func (r *refCalls) done(t *testing.T) {
+func (r *exactCalls) done(t *testing.T) {
 	t.Helper()
 	require.Equal(t, len(r.ts), r.i, "%s: number of eps calls", r.name)
 }
 
-// nonFinite matches the bare Infinity / NaN that Python's json writes.
-var nonFinite = regexp.MustCompile(`([:\[,]\s*)-?(Infinity|NaN)\b`)
+// pyNonFinite matches the bare Infinity / NaN that Python's json writes.
+var pyNonFinite = regexp.MustCompile(`([:\[,]\s*)-?(Infinity|NaN)\b`)
 
-func readJSON(t testing.TB, dir string, v any) {
+func readExactConfig(t testing.TB, dir string, v any) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(nonFinite.ReplaceAll(b, []byte("${1}null")), v))
+	require.NoError(t, json.Unmarshal(pyNonFinite.ReplaceAll(b, []byte("${1}null")), v))
 }
 
-func loadTinyUNet(t *testing.T, be nn.Backend) *nn.UNet2DModel {
+func loadExactUNet2D(t *testing.T, be nn.Backend) *nn.UNet2DModel {
 	t.Helper()
 	m, err := nn.LoadUNet2DModelDir(be, filepath.Join(golden.Dir(t), "unet2d_tiny"), nn.F32)
 	require.NoError(t, err)
@@ -176,7 +176,7 @@ func loadTinyUNet(t *testing.T, be nn.Backend) *nn.UNet2DModel {
 	return m
 }
 
-func requireTimesteps(t *testing.T, want []float32, got []int) {
+func requireExactTimesteps(t *testing.T, want []float32, got []int) {
 	t.Helper()
 	require.Equal(t, len(want), len(got), "timesteps")
 	for i := range want {
@@ -198,7 +198,7 @@ func TestGoldenBDIA(t *testing.T) {
 			Strength *float64 `json:"init_image_strength"`
 		} `json:"runs"`
 	}
-	readJSON(t, dir, &cfg)
+	readExactConfig(t, dir, &cfg)
 	var names []string
 	for k := range cfg.Runs {
 		names = append(names, k)
@@ -206,7 +206,7 @@ func TestGoldenBDIA(t *testing.T) {
 	sort.Strings(names)
 	require.NotEmpty(t, names)
 	bothBackends(t, func(t *testing.T, be nn.Backend) {
-		model := UNetEps(loadTinyUNet(t, be))
+		model := UNetEps(loadExactUNet2D(t, be))
 		x0s, x0 := golden.F32(t, io, "in.x0")
 		xTs, xT := golden.F32(t, io, "in.x_T")
 		for _, mode := range exactModes {
@@ -226,40 +226,40 @@ func TestGoldenBDIA(t *testing.T) {
 					}
 					b, err := NewBDIA(cfg.Scheduler.Config, cfg.Scheduler.Steps, run.Gamma)
 					require.NoError(t, err)
-					requireTimesteps(t, timesF32(t, io, "timesteps"), b.Timesteps())
+					requireExactTimesteps(t, exactTimes(t, io, "timesteps"), b.Timesteps())
 					if strings.HasPrefix(name, "sample_") {
-						lat := readRows(t, io, name+".latents")
-						rc := &refCalls{name: name, ts: timesF32(t, io, name+".timesteps"), inputs: lat, outputs: readRows(t, io, name+".model_outputs"), scale: maxAbs(lat.v)}
+						lat := readExactRows(t, io, name+".latents")
+						rc := &exactCalls{name: name, ts: exactTimes(t, io, name+".timesteps"), inputs: lat, outputs: readExactRows(t, io, name+".model_outputs"), scale: exactMaxAbs(lat.v)}
 						in := be.Upload(xTs, xT)
 						out, err := b.Sample(be, rc.eps(t, model, mode.teacher, mode.tol), in)
 						require.NoError(t, err, name)
 						rc.done(t)
-						e := requireRel(t, lat.row(lat.n-1), read(t, be, out), mode.tol, rc.scale, name+": final latent")
+						e := requireExactRel(t, lat.row(lat.n-1), read(t, be, out), mode.tol, rc.scale, name+": final latent")
 						t.Logf("%s: max rel err inputs %.2g, final %.2g", name, rc.maxInErr, e)
 						nn.Free(in, out)
 						continue
 					}
 					// Inversion of in.x0: the model inputs are latents[0…m−1],
 					// the result is the pair (latents[m], latents[m−1]).
-					inv := readRows(t, io, "invert_"+name+".latents")
-					rc := &refCalls{name: "invert_" + name, ts: timesF32(t, io, "invert_"+name+".unet_t"), inputs: inv, outputs: readRows(t, io, "invert_"+name+".model_outputs"), scale: maxAbs(inv.v)}
+					inv := readExactRows(t, io, "invert_"+name+".latents")
+					rc := &exactCalls{name: "invert_" + name, ts: exactTimes(t, io, "invert_"+name+".unet_t"), inputs: inv, outputs: readExactRows(t, io, "invert_"+name+".model_outputs"), scale: exactMaxAbs(inv.v)}
 					in := be.Upload(x0s, x0)
 					top, below, err := b.Invert(be, rc.eps(t, model, mode.teacher, mode.tol), in, strength)
 					require.NoError(t, err, name)
 					rc.done(t)
 					m := inv.n - 1
-					et := requireRel(t, inv.row(m), read(t, be, top), mode.tol, rc.scale, name+": inverted top latent")
-					eb := requireRel(t, inv.row(m-1), read(t, be, below), mode.tol, rc.scale, name+": inverted lower latent")
+					et := requireExactRel(t, inv.row(m), read(t, be, top), mode.tol, rc.scale, name+": inverted top latent")
+					eb := requireExactRel(t, inv.row(m-1), read(t, be, below), mode.tol, rc.scale, name+": inverted lower latent")
 					// Reconstruction from the fixture's pair: model inputs are
 					// latents[1…m−1], the result latents[m].
-					rec := readRows(t, io, "recon_"+name+".latents")
-					rr := &refCalls{name: "recon_" + name, ts: timesF32(t, io, "recon_"+name+".unet_t"), inputs: rec, outputs: readRows(t, io, "recon_"+name+".model_outputs"), first: 1, scale: maxAbs(rec.v)}
+					rec := readExactRows(t, io, "recon_"+name+".latents")
+					rr := &exactCalls{name: "recon_" + name, ts: exactTimes(t, io, "recon_"+name+".unet_t"), inputs: rec, outputs: readExactRows(t, io, "recon_"+name+".model_outputs"), first: 1, scale: exactMaxAbs(rec.v)}
 					pt, pb := rec.upload(be, 0), rec.upload(be, 1)
 					out, err := b.Reconstruct(be, rr.eps(t, model, mode.teacher, mode.tol), pt, pb, strength)
 					require.NoError(t, err, name)
 					rr.done(t)
 					_, want := golden.F32(t, io, "recon_"+name+".reconstruction")
-					er := requireRel(t, want, read(t, be, out), mode.tol, rr.scale, name+": reconstruction")
+					er := requireExactRel(t, want, read(t, be, out), mode.tol, rr.scale, name+": reconstruction")
 					t.Logf("γ=%v strength %v: inversion rel err inputs %.2g top %.2g below %.2g; reconstruction inputs %.2g final %.2g",
 						run.Gamma, strength, rc.maxInErr, et, eb, rr.maxInErr, er)
 					nn.Free(in, top, below, pt, pb, out)
@@ -282,18 +282,18 @@ func TestGoldenEFDDPM(t *testing.T) {
 		Eta  float64 `json:"eta"`
 		Skip int     `json:"skip"`
 	}
-	readJSON(t, dir, &cfg)
+	readExactConfig(t, dir, &cfg)
 	bothBackends(t, func(t *testing.T, be nn.Backend) {
-		model := UNetEps(loadTinyUNet(t, be))
+		model := UNetEps(loadExactUNet2D(t, be))
 		f, err := NewEFDDPM(cfg.Scheduler.Config, cfg.Scheduler.Steps)
 		require.NoError(t, err)
 		f.Eta = cfg.Eta
-		requireTimesteps(t, timesF32(t, io, "timesteps"), f.Timesteps())
+		requireExactTimesteps(t, exactTimes(t, io, "timesteps"), f.Timesteps())
 		n := len(f.Timesteps())
 		x0s, x0 := golden.F32(t, io, "in.x0")
-		noiseRows := readRows(t, io, "in.xts_noise")
+		noiseRows := readExactRows(t, io, "in.xts_noise")
 		require.Equal(t, n, noiseRows.n)
-		upload := func(r goldenRows, k int) []*nn.Tensor {
+		upload := func(r exactRows, k int) []*nn.Tensor {
 			out := make([]*nn.Tensor, k)
 			for i := range out {
 				out[i] = r.upload(be, i)
@@ -307,30 +307,30 @@ func TestGoldenEFDDPM(t *testing.T) {
 		// fwd.xts_sampled: x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·noise, independent draws.
 		xts, err := f.SampleXts(be, in, noise)
 		require.NoError(t, err)
-		sampled := readRows(t, io, "fwd.xts_sampled")
+		sampled := readExactRows(t, io, "fwd.xts_sampled")
 		require.Equal(t, n+1, sampled.n)
 		for i, x := range xts {
-			requireRel(t, sampled.row(i), read(t, be, x), 1e-6, 0, fmt.Sprintf("xts_sampled[%d]", i))
+			requireExactRel(t, sampled.row(i), read(t, be, x), 1e-6, 0, fmt.Sprintf("xts_sampled[%d]", i))
 		}
 		nn.Free(xts...)
 
-		fxts, fzs := readRows(t, io, "fwd.xts"), readRows(t, io, "fwd.zs")
+		fxts, fzs := readExactRows(t, io, "fwd.xts"), readExactRows(t, io, "fwd.zs")
 		for _, mode := range exactModes {
 			t.Run(mode.name, func(t *testing.T) {
-				rc := &refCalls{name: "fwd", ts: timesF32(t, io, "fwd.unet_t"), inputs: readRows(t, io, "fwd.model_inputs"), outputs: readRows(t, io, "fwd.model_outputs"), scale: maxAbs(fxts.v)}
+				rc := &exactCalls{name: "fwd", ts: exactTimes(t, io, "fwd.unet_t"), inputs: readExactRows(t, io, "fwd.model_inputs"), outputs: readExactRows(t, io, "fwd.model_outputs"), scale: exactMaxAbs(fxts.v)}
 				inv, err := f.Invert(be, rc.eps(t, model, mode.teacher, mode.tol), in, noise)
 				require.NoError(t, err)
 				defer inv.Free()
 				rc.done(t)
 				ex, ez := 0.0, 0.0
 				for i, x := range inv.Xts {
-					ex = math.Max(ex, requireRel(t, fxts.row(i), read(t, be, x), mode.tol, rc.scale, fmt.Sprintf("fwd.xts[%d]", i)))
+					ex = math.Max(ex, requireExactRel(t, fxts.row(i), read(t, be, x), mode.tol, rc.scale, fmt.Sprintf("fwd.xts[%d]", i)))
 				}
 				for i, z := range inv.Zs {
-					ez = math.Max(ez, requireRel(t, fzs.row(i), read(t, be, z), mode.tol, 0, fmt.Sprintf("fwd.zs[%d]", i)))
+					ez = math.Max(ez, requireExactRel(t, fzs.row(i), read(t, be, z), mode.tol, 0, fmt.Sprintf("fwd.zs[%d]", i)))
 				}
 				_, z0 := golden.F32(t, io, "fwd.z0_before_zeroing")
-				e0 := requireRel(t, z0, read(t, be, inv.Z0), mode.tol, 0, "fwd.z0_before_zeroing")
+				e0 := requireExactRel(t, z0, read(t, be, inv.Z0), mode.tol, 0, "fwd.z0_before_zeroing")
 				t.Logf("forward: rel err model inputs %.2g, xts %.2g, zs %.2g, z0 %.2g", rc.maxInErr, ex, ez, e0)
 
 				// Reverse runs from the fixture's x_T and noise maps.
@@ -343,16 +343,16 @@ func TestGoldenEFDDPM(t *testing.T) {
 					key string
 					zs  []*nn.Tensor
 				}{{"rev", zs}, {"rev_exact", exact}, {fmt.Sprintf("rev_skip%d", cfg.Skip), zs[:n-cfg.Skip]}} {
-					lat := readRows(t, io, r.key+".latents")
-					rr := &refCalls{name: r.key, ts: timesF32(t, io, r.key+".unet_t"), inputs: lat, outputs: readRows(t, io, r.key+".model_outputs"), scale: maxAbs(lat.v)}
+					lat := readExactRows(t, io, r.key+".latents")
+					rr := &exactCalls{name: r.key, ts: exactTimes(t, io, r.key+".unet_t"), inputs: lat, outputs: readExactRows(t, io, r.key+".model_outputs"), scale: exactMaxAbs(lat.v)}
 					xT := fxts.upload(be, len(r.zs))
 					out, err := f.Reverse(be, rr.eps(t, model, mode.teacher, mode.tol), xT, r.zs)
 					require.NoError(t, err, r.key)
 					rr.done(t)
 					_, want := golden.F32(t, io, r.key+".x0_rec")
 					got := read(t, be, out)
-					e := requireRel(t, want, got, mode.tol, rr.scale, r.key+".x0_rec")
-					t.Logf("%s: rel err inputs %.2g, x0_rec %.2g; max|x0_rec − x0| = %.3g", r.key, rr.maxInErr, e, maxAbsDiff(x0, got))
+					e := requireExactRel(t, want, got, mode.tol, rr.scale, r.key+".x0_rec")
+					t.Logf("%s: rel err inputs %.2g, x0_rec %.2g; max|x0_rec − x0| = %.3g", r.key, rr.maxInErr, e, exactMaxDiff(x0, got))
 					nn.Free(xT, out)
 				}
 			})
@@ -368,7 +368,7 @@ func TestGoldenEDICT(t *testing.T) {
 	var cfg struct {
 		Runs map[string]json.RawMessage `json:"runs"`
 	}
-	readJSON(t, dir, &cfg)
+	readExactConfig(t, dir, &cfg)
 	var ddim struct {
 		Config SchedulerConfig `json:"config"`
 	}
@@ -380,39 +380,39 @@ func TestGoldenEDICT(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(cfg.Runs["edict"], &run))
 	require.EqualValues(t, 1, run.Guidance, "the fixture's eps-model is unconditional")
-	ts := timesF32(t, io, "edict.timesteps")
+	ts := exactTimes(t, io, "edict.timesteps")
 	bothBackends(t, func(t *testing.T, be nn.Backend) {
-		model := UNetEps(loadTinyUNet(t, be))
+		model := UNetEps(loadExactUNet2D(t, be))
 		d, err := NewEDICT(ddim.Config, len(ts))
 		require.NoError(t, err)
 		d.P, d.Leapfrog = run.P, run.Leapfrog
-		requireTimesteps(t, ts, d.Timesteps())
+		requireExactTimesteps(t, ts, d.Timesteps())
 		x0s, x0 := golden.F32(t, io, "in.x0")
-		trace := timesF32(t, io, "edict.trace_t")
+		trace := exactTimes(t, io, "edict.trace_t")
 		half := len(trace) / 2
-		ins, outs := readRows(t, io, "edict.trace_model_inputs"), readRows(t, io, "edict.trace_model_outputs")
+		ins, outs := readExactRows(t, io, "edict.trace_model_inputs"), readExactRows(t, io, "edict.trace_model_outputs")
 		for _, mode := range exactModes {
 			t.Run(mode.name, func(t *testing.T) {
-				rc := &refCalls{name: "edict inversion", ts: trace[:half], inputs: ins, outputs: outs, scale: maxAbs(ins.v)}
+				rc := &exactCalls{name: "edict inversion", ts: trace[:half], inputs: ins, outputs: outs, scale: exactMaxAbs(ins.v)}
 				in := be.Upload(x0s, x0)
 				x, y, err := d.Invert(be, rc.eps(t, model, mode.teacher, mode.tol), in, 1)
 				require.NoError(t, err)
 				rc.done(t)
 				_, wx := golden.F32(t, io, "edict.inverted_x")
 				_, wy := golden.F32(t, io, "edict.inverted_y")
-				ex := requireRel(t, wx, read(t, be, x), mode.tol, rc.scale, "edict.inverted_x")
-				ey := requireRel(t, wy, read(t, be, y), mode.tol, rc.scale, "edict.inverted_y")
+				ex := requireExactRel(t, wx, read(t, be, x), mode.tol, rc.scale, "edict.inverted_x")
+				ey := requireExactRel(t, wy, read(t, be, y), mode.tol, rc.scale, "edict.inverted_y")
 
-				rr := &refCalls{name: "edict reconstruction", ts: trace[half:], inputs: ins, outputs: outs, first: half, outFirst: half, scale: maxAbs(ins.v)}
+				rr := &exactCalls{name: "edict reconstruction", ts: trace[half:], inputs: ins, outputs: outs, first: half, outFirst: half, scale: exactMaxAbs(ins.v)}
 				px, py := be.Upload(x0s, wx), be.Upload(x0s, wy)
 				rx, ry, err := d.Reconstruct(be, rr.eps(t, model, mode.teacher, mode.tol), px, py, 1)
 				require.NoError(t, err)
 				rr.done(t)
 				_, want := golden.F32(t, io, "edict.reconstruction")
 				got := read(t, be, rx)
-				er := requireRel(t, want, got, mode.tol, rr.scale, "edict.reconstruction")
+				er := requireExactRel(t, want, got, mode.tol, rr.scale, "edict.reconstruction")
 				t.Logf("inversion: rel err inputs %.2g, x %.2g, y %.2g; reconstruction: inputs %.2g, result %.2g; max|rec − x0| = %.3g",
-					rc.maxInErr, ex, ey, rr.maxInErr, er, maxAbsDiff(x0, got))
+					rc.maxInErr, ex, ey, rr.maxInErr, er, exactMaxDiff(x0, got))
 				nn.Free(in, x, y, px, py, rx, ry)
 			})
 		}

@@ -19,8 +19,8 @@ const roundTripSteps = 10
 // abs, float32).
 const exactTol = 1e-4
 
-// sdSchedule is Stable Diffusion 1.x's scheduler config.
-func sdSchedule() SchedulerConfig {
+// exactSDConfig is Stable Diffusion 1.x's scheduler config.
+func exactSDConfig() SchedulerConfig {
 	f := false
 	return SchedulerConfig{
 		NumTrainTimesteps: 1000, BetaStart: 0.00085, BetaEnd: 0.012, BetaSchedule: "scaled_linear",
@@ -28,7 +28,7 @@ func sdSchedule() SchedulerConfig {
 	}
 }
 
-func randn(rng *rand.Rand, n int, scale float32) []float32 {
+func exactRandn(rng *rand.Rand, n int, scale float32) []float32 {
 	v := make([]float32, n)
 	for i := range v {
 		v[i] = float32(rng.NormFloat64()) * scale
@@ -51,7 +51,7 @@ type roundTripModel struct {
 
 func roundTripModels(t *testing.T, be nn.Backend) []roundTripModel {
 	rng := rand.New(rand.NewPCG(7, 11))
-	un := loadTinyUNet(t, be)
+	un := loadExactUNet2D(t, be)
 	// An image in [-1, 1) for the pixel-space UNet, unit-variance latents
 	// (like SD's scaled VAE latents) for the conditional one.
 	img := make([]float32, 3*16*16)
@@ -63,10 +63,10 @@ func roundTripModels(t *testing.T, be nn.Backend) []roundTripModel {
 	require.NoError(t, err)
 	t.Cleanup(cu.Free)
 	d := cu.Config.CrossAttentionDim.List[0]
-	cond := be.Upload([]int{1, 7, d}, randn(rng, 7*d, 1))
-	uncond := be.Upload([]int{1, 7, d}, randn(rng, 7*d, 1))
-	other := be.Upload([]int{1, 7, d}, randn(rng, 7*d, 1))
-	x0b := be.Upload([]int{1, cu.Config.InChannels, 8, 8}, randn(rng, cu.Config.InChannels*64, 1))
+	cond := be.Upload([]int{1, 7, d}, exactRandn(rng, 7*d, 1))
+	uncond := be.Upload([]int{1, 7, d}, exactRandn(rng, 7*d, 1))
+	other := be.Upload([]int{1, 7, d}, exactRandn(rng, 7*d, 1))
+	x0b := be.Upload([]int{1, cu.Config.InChannels, 8, 8}, exactRandn(rng, cu.Config.InChannels*64, 1))
 	t.Cleanup(func() { nn.Free(x0a, x0b, cond, uncond, other) })
 	const g = 7.5
 	return []roundTripModel{
@@ -82,7 +82,7 @@ func ddimInversionRoundTrip(be nn.Backend, eps EpsFunc, s *exactSchedule, x0 *nn
 	lv := s.levels(len(s.timesteps)) // descending, bottom last
 	x := be.Affine(x0, 1, 0)
 	for j := len(lv) - 1; j > 0; j-- {
-		e, err := callEps(be, "ddim-inverse", eps, x, lv[j-1])
+		e, err := callExactEps(be, "ddim-inverse", eps, x, lv[j-1])
 		if err != nil {
 			nn.Free(x)
 			return nil, err
@@ -93,7 +93,7 @@ func ddimInversionRoundTrip(be nn.Backend, eps EpsFunc, s *exactSchedule, x0 *nn
 		x = nx
 	}
 	for k := 0; k+1 < len(lv); k++ {
-		e, err := callEps(be, "ddim", eps, x, lv[k])
+		e, err := callExactEps(be, "ddim", eps, x, lv[k])
 		if err != nil {
 			nn.Free(x)
 			return nil, err
@@ -109,7 +109,7 @@ func ddimInversionRoundTrip(be nn.Backend, eps EpsFunc, s *exactSchedule, x0 *nn
 // roundTripErr logs and returns max|got − x0|.
 func roundTripErr(t *testing.T, be nn.Backend, m roundTripModel, method string, got *nn.Tensor) float64 {
 	t.Helper()
-	e := maxAbsDiff(read(t, be, m.x0), read(t, be, got))
+	e := exactMaxDiff(read(t, be, m.x0), read(t, be, got))
 	t.Logf("%s %s %s: max |reconstruction − x0| = %.3g", be.Name(), m.name, method, e)
 	return e
 }
@@ -121,7 +121,7 @@ func roundTripErr(t *testing.T, be nn.Backend, m roundTripModel, method string, 
 // round-trip error is logged for comparison.
 func TestExactRoundTrip(t *testing.T) {
 	bothBackends(t, func(t *testing.T, be nn.Backend) {
-		cfg := sdSchedule()
+		cfg := exactSDConfig()
 		for _, m := range roundTripModels(t, be) {
 			t.Run(m.name, func(t *testing.T) {
 				t.Run("edict", func(t *testing.T) {
@@ -181,12 +181,12 @@ func TestExactRoundTrip(t *testing.T) {
 func TestExactEdit(t *testing.T) {
 	const steps = 4
 	bothBackends(t, func(t *testing.T, be nn.Backend) {
-		cfg := sdSchedule()
+		cfg := exactSDConfig()
 		m := roundTripModels(t, be)[1]
 		want := read(t, be, m.x0)
 		edited := func(method string, got *nn.Tensor) {
 			t.Helper()
-			e := maxAbsDiff(want, read(t, be, got))
+			e := exactMaxDiff(want, read(t, be, got))
 			t.Logf("%s %s edit: max |edit − x0| = %.3g", be.Name(), method, e)
 			require.Greater(t, e, 1e-2, "%s: an edit with another prompt must change the result", method)
 		}
