@@ -3,7 +3,6 @@ package samplers
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 
 	"retrace/nn"
 )
@@ -79,20 +78,13 @@ func NewEFDDPM(cfg SchedulerConfig, steps int) (*EFDDPM, error) {
 // Timesteps returns the descending timesteps.
 func (f *EFDDPM) Timesteps() []int { return append([]int(nil), f.s.timesteps...) }
 
-// EFDDPMNoise draws n standard normal tensors of the given shape on the
-// CPU with rng and uploads them: the ε̃ of SampleXts / Invert.
-func EFDDPMNoise(be nn.Backend, shape []int, n int, rng *rand.Rand) []*nn.Tensor {
+// EFDDPMNoise draws n standard normal tensors of the given shape from the
+// seeded generator (bit-identical natively and in the browser): the ε̃ of
+// SampleXts / Invert.
+func EFDDPMNoise(be nn.Backend, shape []int, n int, rng *Noise) []*nn.Tensor {
 	out := make([]*nn.Tensor, n)
-	size := 1
-	for _, d := range shape {
-		size *= d
-	}
 	for i := range out {
-		v := make([]float32, size)
-		for j := range v {
-			v[j] = float32(rng.NormFloat64())
-		}
-		out[i] = be.Upload(shape, v)
+		out[i] = rng.Tensor(be, shape...)
 	}
 	return out
 }

@@ -71,7 +71,7 @@ func TestExactSyntheticRoundTrip(t *testing.T) {
 
 				f, err := NewEFDDPM(cfg, c.steps)
 				require.NoError(t, err)
-				noise := EFDDPMNoise(be, shape, c.steps, rng)
+				noise := EFDDPMNoise(be, shape, c.steps, NewNoise(12))
 				inv, err := f.Invert(be, exactSynthEps, x0, noise)
 				nn.Free(noise...)
 				require.NoError(t, err)
@@ -159,7 +159,7 @@ func TestExactInversionErrors(t *testing.T) {
 	_, _, err = d.Invert(be, exactSynthEps, x, 1)
 	require.ErrorContains(t, err, "edict: mixing coefficient p = 0")
 
-	noise := EFDDPMNoise(be, x.Shape(), 9, rand.New(rand.NewPCG(1, 1)))
+	noise := EFDDPMNoise(be, x.Shape(), 9, NewNoise(1))
 	_, err = f.Invert(be, exactSynthEps, x, noise)
 	require.ErrorContains(t, err, "ef-ddpm: 9 noise tensors for 10 timesteps")
 	noise = append(noise, other)
