@@ -220,3 +220,12 @@ func (sd *StableDiffusion) editDirect(be nn.Backend, o EditImageOptions, cfg Sch
 	})
 	return out, calls, err
 }
+
+// EncodeImage maps an image [1, 3, H, W] in [−1, 1] to the model's
+// latents.
+func (sd *StableDiffusion) EncodeImage(be nn.Backend, img *nn.Tensor) (*nn.Tensor, error) {
+	return sd.encodeImage(be, img)
+}
+
+// SchedulerConfigOf returns the pipeline scheduler's config.
+func (sd *StableDiffusion) SchedulerConfigOf() SchedulerConfig { return sd.schedulerConfig() }
