@@ -244,6 +244,12 @@ func LoadStableDiffusionPack(be nn.Backend, dir string) (*StableDiffusion, error
 		return nil, err
 	}
 	defer p.Close()
+	return LoadStableDiffusionFromPack(be, p)
+}
+
+// LoadStableDiffusionFromPack loads a pipeline from an open pack (any
+// pack.Fetcher: a folder, or HTTP in the browser).
+func LoadStableDiffusionFromPack(be nn.Backend, p *pack.Pack) (*StableDiffusion, error) {
 	vocab, err := p.File("tokenizer/vocab.json")
 	if err != nil {
 		return nil, err
