@@ -65,6 +65,10 @@ func RunBench(be Backend, adapter string, bc BenchCase, minTime time.Duration, m
 		return r
 	}
 	g, _ := be.(*GPU)
+	if g != nil {
+		// Start from an empty pool so the peak is this case's own.
+		g.Dev.Trim()
+	}
 	once := func() error {
 		out := run()
 		if out == nil {
