@@ -45,6 +45,9 @@ func (g *GPU) Conv2d(x, w, bias *Tensor, p Conv2dParams) *Tensor {
 	if err != nil {
 		return g.errf("conv2d", "%v", err)
 	}
+	if out, ok := g.conv1x1(x, w, bias, p); ok {
+		return out
+	}
 	pl, err := g.planConv2d(s)
 	if err != nil {
 		return g.errf("conv2d", "x %v, weight %v: %v", x.shape, w.shape, err)
