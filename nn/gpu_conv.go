@@ -159,7 +159,7 @@ func (g *GPU) AutotuneConv2d() (string, error) {
 }
 
 // Upsample2x implements Backend: shaders/upsample2x.wgsl, one invocation per
-// output element. Big tensors are processed in chunks of whole input rows
+// input element writing its 2×2 output block. Big tensors are processed in chunks of whole input rows
 // (each input row of W values makes 4·W contiguous outputs).
 func (g *GPU) Upsample2x(x *Tensor) *Tensor {
 	if !g.ok("upsample2x", x) {
@@ -185,7 +185,7 @@ func (g *GPU) Upsample2x(x *Tensor) *Tensor {
 		nr := min(chunk, rows-r0)
 		xbind, xb := g.bindElems(x, r0*w, nr*w)
 		obind, ob := g.bindElems(out, r0*4*w, nr*4*w)
-		n := nr * 4 * w
+		n := nr * w // one invocation per input element
 		nx, ny := g.grid((n + 255) / 256)
 		prm := new(gpu.Params).U(uint32(n), uint32(w), xb, ob, uint32(nx))
 		if !g.run("upsample2x", "upsample2x", nil, []bool{true, false}, prm, []gpu.Binding{xbind, obind}, nx, ny, 1) {
