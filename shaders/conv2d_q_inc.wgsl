@@ -1,12 +1,13 @@
-// Conv2d NCHW with quantized weights (q8 or q4: the format's dequant
-// library, quant_q8.wgsl or quant_q4.wgsl, is appended to this file and
-// provides dq). Same implicit GEMM as conv2d_reg.wgsl: each invocation
-// computes 4 output channels × 4 output pixels, the 64 invocations of a
-// workgroup share the channels and take consecutive pixels; every weight
-// tap is dequantized where it is used (no f32 copy of the weights).
+// Conv2d NCHW with quantized weights, shared by conv2d_q8 and conv2d_q4
+// (each includes its format's dequant snippet, quant_q8_inc.wgsl or
+// quant_q4_inc.wgsl, which provides dq). Same implicit GEMM as
+// conv2d_reg.wgsl: each invocation computes 4 output channels × 4 output
+// pixels, the 64 invocations of a workgroup share the channels and take
+// consecutive pixels; every weight tap is dequantized where it is used (no
+// f32 copy of the weights).
 //
-// Specialised by: KH, KW, SH, SW (u32), QG (u32 group size), BF16 (bias is
-// f16), BOUNDS (false only for 1×1 stride-1 unpadded convs).
+// Needs: KH, KW, SH, SW (u32), QG (u32 group size), BF16 (bias is f16),
+// BOUNDS (false only for 1×1 stride-1 unpadded convs).
 //
 // One dispatch covers samples wg.z, output channels [co0, co0+cout) of the
 // weight (written from channel 0 of its output binding) and input channels
