@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"retrace/nn/gpu"
-	"retrace/shaders"
 )
 
 // Quantized weights on the GPU: Linear and Conv2d route here (a one-line
@@ -38,37 +37,12 @@ func (q *quantInfo) qsbase() uint32 {
 	return uint32(q.sWord)
 }
 
-// qkernel compiles kernel name with the dequant library of q's format
-// appended (shaders/quant_q8.wgsl or quant_q4.wgsl).
+// qkernel compiles kernel name (one per format: it includes the format's
+// dequant snippet, shaders/quant_q8_inc.wgsl or quant_q4_inc.wgsl)
+// specialised by consts and q's group size.
 func (g *GPU) qkernel(op, name string, q *quantInfo, consts map[string]string, ro []bool) *gpu.Kernel {
-	lib := "quant_" + q.format.String()
 	consts["QG"] = fmt.Sprintf("%du", q.group)
-	key := shaders.Key(name+"+"+lib, consts)
-	g.mu.Lock()
-	k := g.kernels[key]
-	g.mu.Unlock()
-	if k != nil {
-		return k
-	}
-	src, err := shaders.Source(name, consts)
-	if err == nil {
-		var l string
-		l, err = shaders.Source(lib, nil)
-		src += "\n" + l
-	}
-	if err != nil {
-		g.setErr(fmt.Errorf("nn: %s: %w", op, err))
-		return nil
-	}
-	k, err = g.Dev.Kernel(key, src, ro)
-	if err != nil {
-		g.setErr(fmt.Errorf("nn: %s: %w", op, err))
-		return nil
-	}
-	g.mu.Lock()
-	g.kernels[key] = k
-	g.mu.Unlock()
-	return k
+	return g.kernel(op, name, consts, ro)
 }
 
 func (g *GPU) qrun(op string, k *gpu.Kernel, p *gpu.Params, bs []gpu.Binding, x, y, z int) bool {
@@ -143,8 +117,8 @@ func (g *GPU) linearQuant(x, w, bias *Tensor) *Tensor {
 	return out
 }
 
-// conv2dQuant is Conv2d with a Q8/Q4 weight: shaders/conv2d_q.wgsl with the
-// format's dequant library, cut into dispatches like Conv2d (planConv2d).
+// conv2dQuant is Conv2d with a Q8/Q4 weight: shaders/conv2d_q8.wgsl or q4 (the
+// shared conv2d_q_inc.wgsl), cut into dispatches like Conv2d (planConv2d).
 func (g *GPU) conv2dQuant(x, w, bias *Tensor, p Conv2dParams) *Tensor {
 	const op = "conv2d"
 	ts := []*Tensor{x, w}
@@ -177,7 +151,7 @@ func (g *GPU) conv2dQuant(x, w, bias *Tensor, p Conv2dParams) *Tensor {
 		"SH": fmt.Sprintf("%du", s.sh), "SW": fmt.Sprintf("%du", s.sw),
 		"BF16": fmt.Sprint(bias != nil && bias.dtype == F16), "BOUNDS": fmt.Sprint(bounds),
 	}
-	k := g.qkernel(op, "conv2d_q", q, consts, []bool{true, true, true, false})
+	k := g.qkernel(op, "conv2d_"+q.format.String(), q, consts, []bool{true, true, true, false})
 	if k == nil {
 		return nil
 	}

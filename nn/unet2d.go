@@ -121,34 +121,21 @@ func LoadUNet2DModel(cfg UNet2DConfig, w *Weights) (*UNet2DModel, error) {
 	m := &UNet2DModel{Config: cfg}
 	m.ConvIn = LoadConv2d(root, "conv_in", cfg.InChannels, boc[0], 3, 1, 1, true)
 	m.TimeEmbedding = LoadTimestepEmbedding(root.Sub("time_embedding"), boc[0], tdim)
-	out := boc[0]
-	for i, typ := range cfg.DownBlockTypes {
-		in := out
-		out = boc[i]
-		s := root.Sub("down_blocks", i)
-		b := &unetBlock{Name: s.Prefix}
-		var attn bool
-		switch typ {
-		case "DownBlock2D":
-		case "AttnDownBlock2D":
-			attn = true
-		default:
-			return nil, fmt.Errorf("unet2d: down block type %q is not supported (down_blocks.%d)", typ, i)
-		}
-		for j := 0; j < cfg.LayersPerBlock; j++ {
-			rin := out
-			if j == 0 {
-				rin = in
-			}
-			b.Resnets = append(b.Resnets, LoadResnetBlock2D(s.Sub("resnets", j), rin, out, tdim, groups, neps, 1))
-			if attn {
-				b.Attentions = append(b.Attentions, loadSpatialAttention(s.Sub("attentions", j), out, headDim, attnGroups, neps, 1))
-			}
-		}
-		if i < nb-1 {
-			b.Down = LoadDownsample2D(s.Sub("downsamplers", 0), out, *cfg.DownsamplePadding)
-		}
-		m.DownBlocks = append(m.DownBlocks, b)
+	layers := make([]int, nb)
+	for i := range layers {
+		layers[i] = cfg.LayersPerBlock
+	}
+	bl := &blockLoader{
+		op: "unet2d", plainDown: "DownBlock2D", attnDown: "AttnDownBlock2D", plainUp: "UpBlock2D", attnUp: "AttnUpBlock2D",
+		tdim: tdim, groups: groups, eps: neps, downPad: *cfg.DownsamplePadding,
+		attention: func(_ int, b *unetBlock, s Scope, ch int) error {
+			b.Attentions = append(b.Attentions, loadSpatialAttention(s, ch, headDim, attnGroups, neps, 1))
+			return nil
+		},
+	}
+	var err error
+	if m.DownBlocks, err = bl.downBlocks(root, cfg.DownBlockTypes, boc, layers); err != nil {
+		return nil, err
 	}
 	last := boc[nb-1]
 	ms := root.Sub("mid_block")
@@ -159,40 +146,8 @@ func LoadUNet2DModel(cfg UNet2DConfig, w *Weights) (*UNet2DModel, error) {
 	if *cfg.AddAttention {
 		m.MidBlock.Attentions = append(m.MidBlock.Attentions, loadSpatialAttention(ms.Sub("attentions", 0), last, headDim, attnGroups, neps, *cfg.MidBlockScaleFactor))
 	}
-	out = boc[nb-1]
-	for i, typ := range cfg.UpBlockTypes {
-		prev := out
-		out = boc[nb-1-i]
-		in := boc[max(nb-2-i, 0)]
-		s := root.Sub("up_blocks", i)
-		b := &unetBlock{Name: s.Prefix}
-		var attn bool
-		switch typ {
-		case "UpBlock2D":
-		case "AttnUpBlock2D":
-			attn = true
-		default:
-			return nil, fmt.Errorf("unet2d: up block type %q is not supported (up_blocks.%d)", typ, i)
-		}
-		layers := cfg.LayersPerBlock + 1
-		for j := 0; j < layers; j++ {
-			skip := out
-			if j == layers-1 {
-				skip = in
-			}
-			rin := out
-			if j == 0 {
-				rin = prev
-			}
-			b.Resnets = append(b.Resnets, LoadResnetBlock2D(s.Sub("resnets", j), rin+skip, out, tdim, groups, neps, 1))
-			if attn {
-				b.Attentions = append(b.Attentions, loadSpatialAttention(s.Sub("attentions", j), out, headDim, attnGroups, neps, 1))
-			}
-		}
-		if i < nb-1 {
-			b.Up = LoadUpsample2D(s.Sub("upsamplers", 0), out)
-		}
-		m.UpBlocks = append(m.UpBlocks, b)
+	if m.UpBlocks, err = bl.upBlocks(root, cfg.UpBlockTypes, boc, layers); err != nil {
+		return nil, err
 	}
 	m.ConvNormOut = LoadGroupNorm(root, "conv_norm_out", groups, boc[0], neps)
 	m.ConvOut = LoadConv2d(root, "conv_out", boc[0], cfg.OutChannels, 3, 1, 1, true)

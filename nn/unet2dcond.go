@@ -219,34 +219,16 @@ func LoadUNet2DConditionModel(cfg UNet2DConditionConfig, w *Weights) (*UNet2DCon
 		}
 		return LoadTransformer2DModel(s, ch, cross[i], heads[i], ch/heads[i], tlpb[i], groups, cfg.UseLinearProjection)
 	}
-	out := boc[0]
-	for i, typ := range cfg.DownBlockTypes {
-		in := out
-		out = boc[i]
-		s := root.Sub("down_blocks", i)
-		b := &unetBlock{Name: s.Prefix}
-		attn := false
-		switch typ {
-		case "CrossAttnDownBlock2D":
-			attn = true
-		case "DownBlock2D":
-		default:
-			return nil, fmt.Errorf("unet: down block type %q is not supported (down_blocks.%d)", typ, i)
-		}
-		for j := 0; j < lpb[i]; j++ {
-			rin := out
-			if j == 0 {
-				rin = in
-			}
-			b.Resnets = append(b.Resnets, LoadResnetBlock2D(s.Sub("resnets", j), rin, out, tdim, groups, eps, 1))
-			if attn {
-				b.Transformer = append(b.Transformer, transformer(s.Sub("attentions", j), out, i))
-			}
-		}
-		if i < nb-1 {
-			b.Down = LoadDownsample2D(s.Sub("downsamplers", 0), out, *cfg.DownsamplePadding)
-		}
-		m.DownBlocks = append(m.DownBlocks, b)
+	bl := &blockLoader{
+		op: "unet", plainDown: "DownBlock2D", attnDown: "CrossAttnDownBlock2D", plainUp: "UpBlock2D", attnUp: "CrossAttnUpBlock2D",
+		tdim: tdim, groups: groups, eps: eps, downPad: *cfg.DownsamplePadding,
+	}
+	bl.attention = func(i int, b *unetBlock, s Scope, ch int) error {
+		b.Transformer = append(b.Transformer, transformer(s, ch, i))
+		return nil
+	}
+	if m.DownBlocks, err = bl.downBlocks(root, cfg.DownBlockTypes, boc, lpb); err != nil {
+		return nil, err
 	}
 	last := boc[nb-1]
 	ms := root.Sub("mid_block")
@@ -256,53 +238,16 @@ func LoadUNet2DConditionModel(cfg UNet2DConditionConfig, w *Weights) (*UNet2DCon
 	}
 	m.MidBlock.Transformer = append(m.MidBlock.Transformer, transformer(ms.Sub("attentions", 0), last, nb-1))
 	// Up blocks mirror the down blocks.
-	rev := func(v []int) []int {
-		r := make([]int, len(v))
-		for i := range v {
-			r[i] = v[len(v)-1-i]
+	bl.attention = func(i int, b *unetBlock, s Scope, ch int) error {
+		h := heads[nb-1-i]
+		if h <= 0 || ch%h != 0 {
+			return fmt.Errorf("unet: %s: %d channels do not split into %d heads", s.Prefix, ch, h)
 		}
-		return r
+		b.Transformer = append(b.Transformer, LoadTransformer2DModel(s, ch, cross[nb-1-i], h, ch/h, tlpb[nb-1-i], groups, cfg.UseLinearProjection))
+		return nil
 	}
-	rboc, rlpb := rev(boc), rev(lpb)
-	rheads, rcross, rtlpb := rev(heads), rev(cross), rev(tlpb)
-	out = rboc[0]
-	for i, typ := range cfg.UpBlockTypes {
-		prev := out
-		out = rboc[i]
-		in := rboc[min(i+1, nb-1)]
-		s := root.Sub("up_blocks", i)
-		b := &unetBlock{Name: s.Prefix}
-		attn := false
-		switch typ {
-		case "CrossAttnUpBlock2D":
-			attn = true
-		case "UpBlock2D":
-		default:
-			return nil, fmt.Errorf("unet: up block type %q is not supported (up_blocks.%d)", typ, i)
-		}
-		layers := rlpb[i] + 1
-		for j := 0; j < layers; j++ {
-			skip := out
-			if j == layers-1 {
-				skip = in
-			}
-			rin := out
-			if j == 0 {
-				rin = prev
-			}
-			b.Resnets = append(b.Resnets, LoadResnetBlock2D(s.Sub("resnets", j), rin+skip, out, tdim, groups, eps, 1))
-			if attn {
-				ts := s.Sub("attentions", j)
-				if rheads[i] <= 0 || out%rheads[i] != 0 {
-					return nil, fmt.Errorf("unet: %s: %d channels do not split into %d heads", ts.Prefix, out, rheads[i])
-				}
-				b.Transformer = append(b.Transformer, LoadTransformer2DModel(ts, out, rcross[i], rheads[i], out/rheads[i], rtlpb[i], groups, cfg.UseLinearProjection))
-			}
-		}
-		if i < nb-1 {
-			b.Up = LoadUpsample2D(s.Sub("upsamplers", 0), out)
-		}
-		m.UpBlocks = append(m.UpBlocks, b)
+	if m.UpBlocks, err = bl.upBlocks(root, cfg.UpBlockTypes, boc, lpb); err != nil {
+		return nil, err
 	}
 	m.ConvNormOut = LoadGroupNorm(root, "conv_norm_out", groups, boc[0], eps)
 	pout := (cfg.ConvOutKernel - 1) / 2

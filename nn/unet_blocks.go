@@ -19,6 +19,115 @@ type unetBlock struct {
 	Up          *Upsample2D
 }
 
+// blockLoader loads the down and up blocks of either UNet (diffusers'
+// get_down_block / get_up_block for the resnet-only and the attention
+// variant of each).
+type blockLoader struct {
+	op           string // error prefix: "unet2d" or "unet"
+	plainDown    string // block types without attention, and with it
+	attnDown     string
+	plainUp      string
+	attnUp       string
+	tdim, groups int
+	eps          float32
+	downPad      int // downsample_padding
+	// attention loads the attention after each resnet of an attention block
+	// (block i of the down or up list, scope s, ch channels) into b.
+	attention func(i int, b *unetBlock, s Scope, ch int) error
+}
+
+// hasAttention tells which variant typ is, for block i of kind "down"/"up".
+func (l *blockLoader) hasAttention(kind string, i int, typ, plain, attn string) (bool, error) {
+	switch typ {
+	case plain:
+		return false, nil
+	case attn:
+		return true, nil
+	}
+	return false, fmt.Errorf("%s: %s block type %q is not supported (%s_blocks.%d)", l.op, kind, typ, kind, i)
+}
+
+// downBlocks loads down_blocks.i for each of types: layers[i] resnets to
+// boc[i] channels (the first from the previous block's channels), each
+// followed by an attention in attention blocks, then a downsampler except
+// after the last block.
+func (l *blockLoader) downBlocks(root Scope, types []string, boc, layers []int) ([]*unetBlock, error) {
+	nb := len(boc)
+	var blocks []*unetBlock
+	out := boc[0]
+	for i, typ := range types {
+		in := out
+		out = boc[i]
+		s := root.Sub("down_blocks", i)
+		b := &unetBlock{Name: s.Prefix}
+		attn, err := l.hasAttention("down", i, typ, l.plainDown, l.attnDown)
+		if err != nil {
+			return nil, err
+		}
+		for j := 0; j < layers[i]; j++ {
+			rin := out
+			if j == 0 {
+				rin = in
+			}
+			b.Resnets = append(b.Resnets, LoadResnetBlock2D(s.Sub("resnets", j), rin, out, l.tdim, l.groups, l.eps, 1))
+			if attn {
+				if err := l.attention(i, b, s.Sub("attentions", j), out); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if i < nb-1 {
+			b.Down = LoadDownsample2D(s.Sub("downsamplers", 0), out, l.downPad)
+		}
+		blocks = append(blocks, b)
+	}
+	return blocks, nil
+}
+
+// upBlocks loads up_blocks.i for each of types, mirroring the down blocks:
+// block i has layers[nb-1-i]+1 resnets to boc[nb-1-i] channels, each taking
+// a skip connection (the last one from the next-shallower level) concatenated
+// to its input, each followed by an attention in attention blocks, then an
+// upsampler except after the last block.
+func (l *blockLoader) upBlocks(root Scope, types []string, boc, layers []int) ([]*unetBlock, error) {
+	nb := len(boc)
+	var blocks []*unetBlock
+	out := boc[nb-1]
+	for i, typ := range types {
+		prev := out
+		out = boc[nb-1-i]
+		in := boc[max(nb-2-i, 0)]
+		s := root.Sub("up_blocks", i)
+		b := &unetBlock{Name: s.Prefix}
+		attn, err := l.hasAttention("up", i, typ, l.plainUp, l.attnUp)
+		if err != nil {
+			return nil, err
+		}
+		n := layers[nb-1-i] + 1
+		for j := 0; j < n; j++ {
+			skip := out
+			if j == n-1 {
+				skip = in
+			}
+			rin := out
+			if j == 0 {
+				rin = prev
+			}
+			b.Resnets = append(b.Resnets, LoadResnetBlock2D(s.Sub("resnets", j), rin+skip, out, l.tdim, l.groups, l.eps, 1))
+			if attn {
+				if err := l.attention(i, b, s.Sub("attentions", j), out); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if i < nb-1 {
+			b.Up = LoadUpsample2D(s.Sub("upsamplers", 0), out)
+		}
+		blocks = append(blocks, b)
+	}
+	return blocks, nil
+}
+
 // forwardDown runs a down block, appending every intermediate output to
 // skips (diffusers' output_states).
 func (b *unetBlock) forwardDown(be Backend, h, temb, ctx *Tensor, skips *[]*Tensor) *Tensor {

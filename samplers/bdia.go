@@ -2,6 +2,7 @@ package samplers
 
 import (
 	"fmt"
+	"slices"
 
 	"retrace/nn"
 )
@@ -139,7 +140,7 @@ func (b *BDIA) Reconstruct(be nn.Backend, eps EpsFunc, top, below *nn.Tensor, st
 	if err := checkExactLatents("bdia", "lower latent", below); err != nil {
 		return nil, err
 	}
-	if !latentShapesEqual(top.Shape(), below.Shape()) {
+	if !slices.Equal(top.Shape(), below.Shape()) {
 		return nil, fmt.Errorf("bdia: latent pair %v and %v differ in shape", top.Shape(), below.Shape())
 	}
 	m, err := b.s.strengthSteps(strength)

@@ -54,17 +54,9 @@ func (d *DDIMInverse) SetTimesteps(n int) error {
 	if s := d.Config.TimestepSpacing; s != "leading" && s != "trailing" {
 		return fmt.Errorf("ddim_inverse: timestep_spacing %q is not supported (leading, trailing)", s)
 	}
-	ts, err := spacedTimesteps(d.Config.TimestepSpacing, T, n, d.Config.StepsOffset)
+	ts, err := schedulerGrid("ddim_inverse", d.Config, n, true)
 	if err != nil {
-		return fmt.Errorf("ddim_inverse: %w", err)
-	}
-	for i, j := 0, len(ts)-1; i < j; i, j = i+1, j-1 {
-		ts[i], ts[j] = ts[j], ts[i]
-	}
-	for _, t := range ts {
-		if t < 0 || t >= T {
-			return fmt.Errorf("ddim_inverse: timestep %d (steps_offset %d) outside [0, %d)", t, d.Config.StepsOffset, T)
-		}
+		return err
 	}
 	d.IntTimesteps, d.ratio = ts, T/n
 	return nil

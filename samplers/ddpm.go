@@ -48,14 +48,9 @@ func (d *DDPM) SetTimesteps(n int) error {
 	if err := checkSteps("ddpm", n, T); err != nil {
 		return err
 	}
-	ts, err := spacedTimesteps(d.Config.TimestepSpacing, T, n, d.Config.StepsOffset)
+	ts, err := schedulerGrid("ddpm", d.Config, n, false)
 	if err != nil {
-		return fmt.Errorf("ddpm: %w", err)
-	}
-	for _, t := range ts {
-		if t < 0 || t >= T {
-			return fmt.Errorf("ddpm: timestep %d (steps_offset %d) outside [0, %d)", t, d.Config.StepsOffset, T)
-		}
+		return err
 	}
 	d.IntTimesteps, d.ratio = ts, T/n
 	return nil

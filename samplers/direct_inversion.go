@@ -2,7 +2,6 @@ package samplers
 
 import (
 	"fmt"
-	"math"
 
 	"retrace/nn"
 )
@@ -31,9 +30,9 @@ type Trajectory interface {
 }
 
 // editDDIM is the deterministic DDIM schedule of the editing loops (Song et
-// al. 2021, eq. 12 with η = 0; diffusers' DDIMScheduler timesteps with
-// leading or trailing spacing, epsilon prediction), kept private to this
-// file so that editing does not depend on the scheduler set's API.
+// al. 2021, eq. 12 with η = 0; the exact methods' grid, exactGrid, with
+// leading or trailing spacing; epsilon prediction), kept private so that
+// editing does not depend on the scheduler set's API.
 type editDDIM struct {
 	ac        []float32 // ᾱ_t
 	final     float64   // ᾱ before the first timestep (set_alpha_to_one)
@@ -54,23 +53,11 @@ func newEditDDIM(cfg SchedulerConfig, n int) (*editDDIM, error) {
 	if n <= 0 || n > T {
 		return nil, fmt.Errorf("edit: %d steps (want 1…%d)", n, T)
 	}
-	d := &editDDIM{ac: ac, final: float64(ac[0]), ratio: T / n}
-	if *cfg.SetAlphaToOne {
-		d.final = 1
+	d := &editDDIM{ac: ac, final: finalAlpha(cfg, ac), ratio: T / n}
+	if s := cfg.TimestepSpacing; s != "leading" && s != "trailing" {
+		return nil, fmt.Errorf("edit: timestep_spacing %q is not supported (leading, trailing)", s)
 	}
-	switch cfg.TimestepSpacing {
-	case "leading":
-		for i := n - 1; i >= 0; i-- {
-			d.timesteps = append(d.timesteps, i*d.ratio+cfg.StepsOffset)
-		}
-	case "trailing":
-		r := float64(T) / float64(n)
-		for i := n; i >= 1; i-- {
-			d.timesteps = append(d.timesteps, int(math.Round(float64(i)*r))-1)
-		}
-	default:
-		return nil, fmt.Errorf("edit: timestep_spacing %q is not supported (leading, trailing)", cfg.TimestepSpacing)
-	}
+	d.timesteps, _ = exactGrid(cfg.TimestepSpacing, T, n, cfg.StepsOffset)
 	for _, t := range d.timesteps {
 		if t < 0 || t >= T {
 			return nil, fmt.Errorf("edit: timestep %d outside [0, %d)", t, T)
@@ -92,8 +79,7 @@ func (d *editDDIM) alphas(t int) (at, ap float64) {
 // x_prev = √ᾱ_prev·(x − √(1−ᾱ_t)·ε)/√ᾱ_t + √(1−ᾱ_prev)·ε.
 func (d *editDDIM) step(be nn.Backend, eps *nn.Tensor, t int, x *nn.Tensor) *nn.Tensor {
 	at, ap := d.alphas(t)
-	cx := math.Sqrt(ap) / math.Sqrt(at)
-	ce := math.Sqrt(1-ap) - math.Sqrt(ap)*math.Sqrt(1-at)/math.Sqrt(at)
+	cx, ce := ddimCoef(at, ap)
 	return be.Axpby(float32(cx), x, float32(ce), eps)
 }
 
@@ -181,8 +167,7 @@ func InvertTrajectory(be nn.Backend, x0 *nn.Tensor, o InvertOptions) (*LatentTra
 			eps = g
 		}
 		at, ap := d.alphas(t)
-		cx := math.Sqrt(at) / math.Sqrt(ap)
-		ce := math.Sqrt(1-at) - math.Sqrt(at)*math.Sqrt(1-ap)/math.Sqrt(ap)
+		cx, ce := ddimCoef(ap, at) // inversion: from the level below t up to t
 		next := be.Axpby(float32(cx), x, float32(ce), eps)
 		nn.Free(eps)
 		if err := be.Err(); err != nil {

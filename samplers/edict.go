@@ -3,6 +3,7 @@ package samplers
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"retrace/nn"
 )
@@ -148,7 +149,7 @@ func (d *EDICT) Reconstruct(be nn.Backend, eps EpsFunc, x, y *nn.Tensor, strengt
 	if err := checkExactLatents("edict", "y", y); err != nil {
 		return nil, nil, err
 	}
-	if !latentShapesEqual(x.Shape(), y.Shape()) {
+	if !slices.Equal(x.Shape(), y.Shape()) {
 		return nil, nil, fmt.Errorf("edict: coupled latents %v and %v differ in shape", x.Shape(), y.Shape())
 	}
 	m, err := d.s.strengthSteps(strength)

@@ -3,6 +3,7 @@ package samplers
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"retrace/nn"
 )
@@ -104,7 +105,7 @@ func (f *EFDDPM) SampleXts(be nn.Backend, x0 *nn.Tensor, noise []*nn.Tensor) ([]
 	xts := make([]*nn.Tensor, n+1)
 	xts[0] = nn.Reshape(x0, x0.Shape()...)
 	for k := 0; k < n; k++ {
-		if noise[k] == nil || !latentShapesEqual(noise[k].Shape(), x0.Shape()) {
+		if noise[k] == nil || !slices.Equal(noise[k].Shape(), x0.Shape()) {
 			nn.Free(xts...)
 			return nil, fmt.Errorf("ef-ddpm: noise[%d] %v must be shaped like x0 %v", k, noise[k], x0.Shape())
 		}
@@ -209,7 +210,7 @@ func (f *EFDDPM) Reverse(be nn.Backend, eps EpsFunc, xT *nn.Tensor, zs []*nn.Ten
 		return nil, fmt.Errorf("ef-ddpm: %d noise maps for %d timesteps (want 1…%d)", len(zs), n, n)
 	}
 	for i, z := range zs {
-		if z == nil || !latentShapesEqual(z.Shape(), xT.Shape()) {
+		if z == nil || !slices.Equal(z.Shape(), xT.Shape()) {
 			return nil, fmt.Errorf("ef-ddpm: noise map %d %v must be shaped like x_T %v", i, z, xT.Shape())
 		}
 	}

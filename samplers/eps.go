@@ -2,7 +2,7 @@ package samplers
 
 import (
 	"fmt"
-	"math"
+	"slices"
 
 	"retrace/nn"
 )
@@ -94,6 +94,7 @@ type exactSchedule struct {
 	ac        []float32
 	final     float64
 	timesteps []int // descending
+	ratio     int   // ⌊T/n⌋, the distance to the level below a timestep
 	bottom    int   // level below the last timestep (t_{n−1} − ⌊T/n⌋)
 }
 
@@ -116,30 +117,9 @@ func newExactSchedule(method string, cfg SchedulerConfig, steps int) (*exactSche
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", method, err)
 	}
-	s := &exactSchedule{method: method, ac: ac, final: float64(ac[0])}
-	if *cfg.SetAlphaToOne {
-		s.final = 1
-	}
-	ratio := T / steps
-	switch cfg.TimestepSpacing {
-	case "leading":
-		for i := steps - 1; i >= 0; i-- {
-			s.timesteps = append(s.timesteps, i*ratio+cfg.StepsOffset)
-		}
-	case "trailing":
-		r := float64(T) / float64(steps)
-		for i := steps; i >= 1; i-- {
-			s.timesteps = append(s.timesteps, int(math.Round(float64(i)*r))-1)
-		}
-	case "linspace":
-		for i := steps - 1; i >= 0; i-- {
-			v := 0.0
-			if steps > 1 {
-				v = float64(i) * float64(T-1) / float64(steps-1)
-			}
-			s.timesteps = append(s.timesteps, int(math.RoundToEven(v)))
-		}
-	default:
+	s := &exactSchedule{method: method, ac: ac, final: finalAlpha(cfg, ac), ratio: T / steps}
+	var ok bool
+	if s.timesteps, ok = exactGrid(cfg.TimestepSpacing, T, steps, cfg.StepsOffset); !ok {
 		return nil, fmt.Errorf("%s: timestep_spacing %q is not supported", method, cfg.TimestepSpacing)
 	}
 	for _, t := range s.timesteps {
@@ -147,7 +127,7 @@ func newExactSchedule(method string, cfg SchedulerConfig, steps int) (*exactSche
 			return nil, fmt.Errorf("%s: timestep %d outside 0…%d (steps_offset %d)", method, t, T-1, cfg.StepsOffset)
 		}
 	}
-	s.bottom = s.timesteps[steps-1] - ratio
+	s.bottom = s.timesteps[steps-1] - s.ratio
 	return s, nil
 }
 
@@ -182,16 +162,9 @@ func (s *exactSchedule) strengthSteps(strength float64) (int, error) {
 }
 
 // ddimCoef returns the coefficients of the deterministic DDIM map from
-// level s to level r (Song et al., 2021, eq. 12 with σ = 0):
-//
-//	DDIM(x, ε; s→r) = √ᾱ_r·(x − √(1−ᾱ_s)·ε)/√ᾱ_s + √(1−ᾱ_r)·ε = cx·x + ce·ε.
-//
-// It holds for s > r (denoising) and s < r (inversion) alike.
+// level from to level to (see the function ddimCoef).
 func (s *exactSchedule) ddimCoef(from, to int) (cx, ce float64) {
-	as, ar := s.alpha(from), s.alpha(to)
-	cx = math.Sqrt(ar) / math.Sqrt(as)
-	ce = math.Sqrt(1-ar) - math.Sqrt(ar)*math.Sqrt(1-as)/math.Sqrt(as)
-	return cx, ce
+	return ddimCoef(s.alpha(from), s.alpha(to))
 }
 
 // callExactEps runs eps and checks that it returned a tensor shaped like x.
@@ -206,23 +179,11 @@ func callExactEps(be nn.Backend, method string, eps EpsFunc, x *nn.Tensor, t int
 		}
 		return nil, fmt.Errorf("%s: eps at t=%d returned no tensor", method, t)
 	}
-	if !latentShapesEqual(e.Shape(), x.Shape()) {
+	if !slices.Equal(e.Shape(), x.Shape()) {
 		nn.Free(e)
 		return nil, fmt.Errorf("%s: eps at t=%d returned %v for latents %v", method, t, e.Shape(), x.Shape())
 	}
 	return e, nil
-}
-
-func latentShapesEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // checkExactLatents rejects nil or non-F32 latents.

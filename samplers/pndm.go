@@ -64,14 +64,9 @@ func (p *PNDM) SetTimesteps(n int) error {
 	if err := checkSteps("pndm", n, T); err != nil {
 		return err
 	}
-	ts, err := spacedTimesteps(c.TimestepSpacing, T, n, c.StepsOffset)
+	ts, err := schedulerGrid("pndm", c, n, false)
 	if err != nil {
-		return fmt.Errorf("pndm: %w", err)
-	}
-	for _, t := range ts {
-		if t < 0 || t >= T {
-			return fmt.Errorf("pndm: timestep %d (steps_offset %d) outside [0, %d)", t, c.StepsOffset, T)
-		}
+		return err
 	}
 	// diffusers: concat(_t[:-1], _t[-2:-1], _t[-1:])[::-1] on ascending _t.
 	// (With one step there is a single timestep and no Heun correction.)

@@ -3,6 +3,7 @@ package samplers
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"retrace/nn"
 )
@@ -155,7 +156,7 @@ func checkStep(name string, n, k int, m, x *nn.Tensor) error {
 	if m == nil || x == nil {
 		return fmt.Errorf("%s: step %d: nil model output or sample", name, k)
 	}
-	if !sameShape(m.Shape(), x.Shape()) {
+	if !slices.Equal(m.Shape(), x.Shape()) {
 		return fmt.Errorf("%s: step %d: model output %v and sample %v differ in shape", name, k, m.Shape(), x.Shape())
 	}
 	return nil
@@ -165,22 +166,10 @@ func checkNoise(name string, k int, x, noise *nn.Tensor) error {
 	if noise == nil {
 		return fmt.Errorf("%s: step %d needs a noise tensor", name, k)
 	}
-	if !sameShape(noise.Shape(), x.Shape()) {
+	if !slices.Equal(noise.Shape(), x.Shape()) {
 		return fmt.Errorf("%s: step %d: noise %v and sample %v differ in shape", name, k, noise.Shape(), x.Shape())
 	}
 	return nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // checkSteps validates a number of inference steps.

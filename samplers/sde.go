@@ -2,6 +2,7 @@ package samplers
 
 import (
 	"fmt"
+	"slices"
 
 	"retrace/nn"
 )
@@ -52,7 +53,7 @@ func callEps(name string, model EpsModel, x *nn.Tensor, t int) (*nn.Tensor, erro
 	if err != nil {
 		return nil, fmt.Errorf("%s: model at t=%d: %w", name, t, err)
 	}
-	if eps == nil || !sameShape(eps.Shape(), x.Shape()) {
+	if eps == nil || !slices.Equal(eps.Shape(), x.Shape()) {
 		nn.Free(eps)
 		return nil, fmt.Errorf("%s: model output %v at t=%d, want shape %v", name, eps, t, x.Shape())
 	}

@@ -2,6 +2,7 @@ package samplers
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"retrace/nn"
@@ -60,7 +61,7 @@ func StyleTransfer(be nn.Backend, o StyleTransferOptions) (*nn.Tensor, error) {
 	if !(o.InjectFraction >= 0 && o.InjectFraction <= 1) {
 		return nil, fmt.Errorf("style transfer: InjectFraction %v outside [0, 1]", o.InjectFraction)
 	}
-	if o.Content.Rank() != 4 || o.Content.Dim(0) != 1 || !editSameShape(o.Content.Shape(), o.Style.Shape()) {
+	if o.Content.Rank() != 4 || o.Content.Dim(0) != 1 || !slices.Equal(o.Content.Shape(), o.Style.Shape()) {
 		return nil, fmt.Errorf("style transfer: content %v and style %v must be equal [1, C, h, w]", o.Content.Shape(), o.Style.Shape())
 	}
 	layers := o.Layers
@@ -104,18 +105,6 @@ func StyleTransfer(be nn.Backend, o StyleTransferOptions) (*nn.Tensor, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-func editSameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // styleHook injects the style row's (0) self-attention keys and values

@@ -1,19 +1,6 @@
-// out = x·mul + add, one invocation per element.
-struct P {
-  n: u32,   // elements in this dispatch
-  nx: u32,  // workgroups along x (flat id = x + y·nx)
-  ox: u32,  // element base of x / out inside their bindings
-  oo: u32,
-  mul: f32,
-  add: f32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+// out = x·mul + add, one invocation per element (p.a = mul, p.b = add).
+//#include map2_inc
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let i = (wg.x + wg.y * p.nx) * 256u + li;
-  if (i >= p.n) { return; }
-  o[p.oo + i] = x[p.ox + i] * p.mul + p.add;
+fn op(v: f32) -> f32 {
+  return v * p.a + p.b;
 }

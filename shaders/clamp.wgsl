@@ -1,20 +1,7 @@
 // out = min(max(x, lo), hi) (lo > hi gives hi, as torch.clamp), one
-// invocation per element.
-struct P {
-  n: u32,   // elements in this dispatch
-  nx: u32,  // workgroups along x (flat id = x + y·nx)
-  ox: u32,  // element base of x / out inside their bindings
-  oo: u32,
-  lo: f32,
-  hi: f32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+// invocation per element (p.a = lo, p.b = hi).
+//#include map2_inc
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let i = (wg.x + wg.y * p.nx) * 256u + li;
-  if (i >= p.n) { return; }
-  o[p.oo + i] = min(max(x[p.ox + i], p.lo), p.hi);
+fn op(v: f32) -> f32 {
+  return min(max(v, p.a), p.b);
 }

@@ -8,54 +8,12 @@
 // on lavapipe, so loads per multiply-add set the speed; 4 channels measured
 // slower). The 64 invocations of a workgroup share the 8 channels.
 //
-// Specialised by: KH, SH (u32), KW = 3 and SW = 1 (for the shared header),
+// Specialised by: KH, SH (u32), KW = 3 and SW = 1 (for the shared snippets),
 // WF16, BF16 (weights / bias f16 packed two per u32, else f32 bits), BOUNDS
 // (unused). Parameters and channel-group accumulation are as in
 // conv2d_reg.wgsl.
-struct P {
-  cin: u32,   // input channels in this group
-  h: u32,
-  w: u32,
-  oh: u32,
-  ow: u32,
-  cout: u32,  // output channels in this dispatch
-  krow: u32,  // weight elements per output channel (Cin_total·KH·KW)
-  kofs: u32,  // first weight element of this channel group in a row (ci0·KH·KW)
-  pt: i32,    // top / left padding
-  pl: i32,
-  xb: u32,    // element bases inside the bindings (wb: weight row of channel 0)
-  wb: u32,
-  bb: u32,
-  ob: u32,
-  xns: u32,   // per-sample element strides of x and out in their bindings
-  ons: u32,
-  flags: u32, // bit 0: add bias; bit 1: accumulate into out
-  _p0: u32,
-  _p1: u32,
-  _p2: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<u32>;
-@group(0) @binding(3) var<storage, read> bs: array<u32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
-
-const KK = KH * KW;
-
-fn weight(e: u32) -> f32 {
-  if (WF16) {
-    return unpack2x16float(wt[e >> 1u])[e & 1u];
-  }
-  return bitcast<f32>(wt[e]);
-}
-
-fn bias(e: u32) -> f32 {
-  if (BF16) {
-    return unpack2x16float(bs[e >> 1u])[e & 1u];
-  }
-  return bitcast<f32>(bs[e]);
-}
-
+//#include conv2d_f_inc
+//#include conv2d_out_inc
 
 // xin loads input element iw of the row starting at rb, or 0 outside.
 fn xin(rb: i32, rok: bool, iw: i32) -> f32 {
@@ -63,29 +21,24 @@ fn xin(rb: i32, rok: bool, iw: i32) -> f32 {
   return select(0.0, x[u32(select(0, rb + iw, ok))], ok);
 }
 
-fn store(co: u32, oh: u32, ow0: u32, obase: u32, lo: vec4<f32>, hi: vec4<f32>) {
+// store8 writes lo, hi (+ bias) to output channel co, row oh, columns
+// ow0 .. ow0+7 of those inside the row.
+fn store8(co: u32, oh: u32, ow0: u32, obase: u32, lo: vec4<f32>, hi: vec4<f32>) {
   if (co >= p.cout) {
     return;
   }
-  var b = 0.0;
-  if ((p.flags & 1u) != 0u) {
-    b = bias(p.bb + co);
-  }
+  let b = biasOf(co);
   let row = obase + co * p.oh * p.ow + oh * p.ow;
   for (var j = 0u; j < 8u; j++) {
     let ow = ow0 + j;
     if (ow < p.ow) {
-      let i = row + ow;
       var v = b;
       if (j < 4u) {
         v += lo[j];
       } else {
         v += hi[j - 4u];
       }
-      if ((p.flags & 2u) != 0u) {
-        v += o[i];
-      }
-      o[i] = v;
+      put(row + ow, v);
     }
   }
 }
@@ -207,12 +160,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     return;
   }
   let obase = p.ob + n * p.ons;
-  store(co + 0u, oh, ow0, obase, a0, b0);
-  store(co + 1u, oh, ow0, obase, a1, b1);
-  store(co + 2u, oh, ow0, obase, a2, b2);
-  store(co + 3u, oh, ow0, obase, a3, b3);
-  store(co + 4u, oh, ow0, obase, a4, b4);
-  store(co + 5u, oh, ow0, obase, a5, b5);
-  store(co + 6u, oh, ow0, obase, a6, b6);
-  store(co + 7u, oh, ow0, obase, a7, b7);
+  store8(co + 0u, oh, ow0, obase, a0, b0);
+  store8(co + 1u, oh, ow0, obase, a1, b1);
+  store8(co + 2u, oh, ow0, obase, a2, b2);
+  store8(co + 3u, oh, ow0, obase, a3, b3);
+  store8(co + 4u, oh, ow0, obase, a4, b4);
+  store8(co + 5u, oh, ow0, obase, a5, b5);
+  store8(co + 6u, oh, ow0, obase, a6, b6);
+  store8(co + 7u, oh, ow0, obase, a7, b7);
 }

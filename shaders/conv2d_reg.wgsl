@@ -13,82 +13,16 @@
 // One dispatch covers samples wg.z, output channels [0, cout) of its output
 // binding and input channels [0, cin) of its x binding; a channel group of a
 // larger input adds into the output (flags bit 1) instead of writing it.
-struct P {
-  cin: u32,   // input channels in this group
-  h: u32,
-  w: u32,
-  oh: u32,
-  ow: u32,
-  cout: u32,  // output channels in this dispatch
-  krow: u32,  // weight elements per output channel (Cin_total·KH·KW)
-  kofs: u32,  // first weight element of this channel group in a row (ci0·KH·KW)
-  pt: i32,    // top / left padding
-  pl: i32,
-  xb: u32,    // element bases inside the bindings (wb: weight row of channel 0)
-  wb: u32,
-  bb: u32,
-  ob: u32,
-  xns: u32,   // per-sample element strides of x and out in their bindings
-  ons: u32,
-  flags: u32, // bit 0: add bias; bit 1: accumulate into out
-  _p0: u32,
-  _p1: u32,
-  _p2: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<u32>;
-@group(0) @binding(3) var<storage, read> bs: array<u32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
-
-const KK = KH * KW;
-
-fn weight(e: u32) -> f32 {
-  if (WF16) {
-    return unpack2x16float(wt[e >> 1u])[e & 1u];
-  }
-  return bitcast<f32>(wt[e]);
-}
-
-fn bias(e: u32) -> f32 {
-  if (BF16) {
-    return unpack2x16float(bs[e >> 1u])[e & 1u];
-  }
-  return bitcast<f32>(bs[e]);
-}
-
-fn store(co: u32, pbase: u32, ohw: u32, obase: u32, a: vec4<f32>) {
-  if (co >= p.cout) {
-    return;
-  }
-  var b = 0.0;
-  if ((p.flags & 1u) != 0u) {
-    b = bias(p.bb + co);
-  }
-  for (var j = 0u; j < 4u; j++) {
-    let px = pbase + j * 64u;
-    if (px < ohw) {
-      let i = obase + co * ohw + px;
-      var v = a[j] + b;
-      if ((p.flags & 2u) != 0u) {
-        v += o[i];
-      }
-      o[i] = v;
-    }
-  }
-}
+//#include conv2d_f_inc
+//#include conv2d_out_inc
+//#include conv2d_pix4_inc
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let ohw = p.oh * p.ow;
   let co = wg.y * 4u;
   let n = wg.z;
-  let pbase = wg.x * 256u + li;
-  let pix = min(pbase + vec4<u32>(0u, 64u, 128u, 192u), vec4<u32>(ohw - 1u));
-  let oh = pix / vec4<u32>(p.ow);
-  let ow = pix - oh * p.ow;
-  let ihb = vec4<i32>(oh * SH) - vec4<i32>(p.pt);
-  let iwb = vec4<i32>(ow * SW) - vec4<i32>(p.pl);
+  let px = pixels(wg, li, ohw);
   let hi = vec4<i32>(i32(p.h));
   let wi = vec4<i32>(i32(p.w));
   let last = p.cout - 1u;
@@ -104,20 +38,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let hw = p.h * p.w;
   for (var ci = 0u; ci < p.cin; ci++) {
     for (var kh = 0u; kh < KH; kh++) {
-      let ih = ihb + vec4<i32>(i32(kh));
+      let ih = px.ihb + vec4<i32>(i32(kh));
       let rok = (ih >= vec4<i32>(0)) & (ih < hi);
       let rowb = vec4<i32>(i32(xc)) + ih * wi;
       for (var kw = 0u; kw < KW; kw++) {
-        var xv: vec4<f32>;
-        if (BOUNDS) {
-          let iw = iwb + vec4<i32>(i32(kw));
-          let ok = rok & (iw >= vec4<i32>(0)) & (iw < wi);
-          let ix = vec4<u32>(select(vec4<i32>(i32(xc)), rowb + iw, ok));
-          xv = select(vec4<f32>(0.0), vec4<f32>(x[ix.x], x[ix.y], x[ix.z], x[ix.w]), ok);
-        } else {
-          let ix = xc + pix;
-          xv = vec4<f32>(x[ix.x], x[ix.y], x[ix.z], x[ix.w]);
-        }
+        let xv = xtaps(xc, px, rok, rowb, kw);
         let k = kh * KW + kw;
         a0 += weight(r0 + k) * xv;
         a1 += weight(r1 + k) * xv;
@@ -132,8 +57,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     r3 += KK;
   }
   let obase = p.ob + n * p.ons;
-  store(co, pbase, ohw, obase, a0);
-  store(co + 1u, pbase, ohw, obase, a1);
-  store(co + 2u, pbase, ohw, obase, a2);
-  store(co + 3u, pbase, ohw, obase, a3);
+  store(co, px.pbase, 64u, ohw, obase, a0);
+  store(co + 1u, px.pbase, 64u, ohw, obase, a1);
+  store(co + 2u, px.pbase, 64u, ohw, obase, a2);
+  store(co + 3u, px.pbase, 64u, ohw, obase, a3);
 }

@@ -9,73 +9,11 @@
 // (weights / bias are f16 packed two per u32, else f32 bits), BOUNDS
 // (unused). Parameters and channel-group accumulation are as in
 // conv2d_reg.wgsl.
-struct P {
-  cin: u32,   // input channels in this group
-  h: u32,
-  w: u32,
-  oh: u32,
-  ow: u32,
-  cout: u32,  // output channels in this dispatch
-  krow: u32,  // weight elements per output channel (Cin_total·KH·KW)
-  kofs: u32,  // first weight element of this channel group in a row (ci0·KH·KW)
-  pt: i32,    // top / left padding
-  pl: i32,
-  xb: u32,    // element bases inside the bindings (wb: weight row of channel 0)
-  wb: u32,
-  bb: u32,
-  ob: u32,
-  xns: u32,   // per-sample element strides of x and out in their bindings
-  ons: u32,
-  flags: u32, // bit 0: add bias; bit 1: accumulate into out
-  _p0: u32,
-  _p1: u32,
-  _p2: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<u32>;
-@group(0) @binding(3) var<storage, read> bs: array<u32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
-
-const KK = KH * KW;
-
-fn weight(e: u32) -> f32 {
-  if (WF16) {
-    return unpack2x16float(wt[e >> 1u])[e & 1u];
-  }
-  return bitcast<f32>(wt[e]);
-}
-
-fn bias(e: u32) -> f32 {
-  if (BF16) {
-    return unpack2x16float(bs[e >> 1u])[e & 1u];
-  }
-  return bitcast<f32>(bs[e]);
-}
+//#include conv2d_f_inc
+//#include conv2d_out_inc
 
 var<workgroup> ta: array<f32, 1024>; // [16 k][64 channels]
 var<workgroup> tb: array<f32, 1024>; // [16 k][64 pixels]
-
-fn store(co: u32, px0: u32, ohw: u32, obase: u32, a: vec4<f32>) {
-  if (co >= p.cout) {
-    return;
-  }
-  var b = 0.0;
-  if ((p.flags & 1u) != 0u) {
-    b = bias(p.bb + co);
-  }
-  for (var j = 0u; j < 4u; j++) {
-    let px = px0 + j * 16u;
-    if (px < ohw) {
-      let i = obase + co * ohw + px;
-      var v = a[j] + b;
-      if ((p.flags & 2u) != 0u) {
-        v += o[i];
-      }
-      o[i] = v;
-    }
-  }
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -137,8 +75,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   let obase = p.ob + n * p.ons;
   let co = co0 + ty * 4u;
-  store(co, p0 + tx, ohw, obase, a0);
-  store(co + 1u, p0 + tx, ohw, obase, a1);
-  store(co + 2u, p0 + tx, ohw, obase, a2);
-  store(co + 3u, p0 + tx, ohw, obase, a3);
+  store(co, p0 + tx, 16u, ohw, obase, a0);
+  store(co + 1u, p0 + tx, 16u, ohw, obase, a1);
+  store(co + 2u, p0 + tx, 16u, ohw, obase, a2);
+  store(co + 3u, p0 + tx, 16u, ohw, obase, a3);
 }

@@ -1,74 +1,26 @@
 // out = x·Wᵀ (+ bias) with W [N, K] stored q8 (int8 + f16 scales, see
-// quant_q8.wgsl, appended to this file): dequantized while multiplying, no
-// f32 copy of W. Register-tiled and barrier-free like matmul_reg: each
-// invocation computes TM rows × 4 adjacent output features; the TM rows are
-// workgroup-uniform.
+// quant_q8_inc.wgsl; sbase counts f16 halves): dequantized while multiplying,
+// no f32 copy of W. Tiling and parameters: linear_q_inc.wgsl.
 // Specialised by TM, WG (u32), QG (u32 group size), BIAS (0 none, 1 f32, 2 f16).
-struct P {
-  M: u32, N: u32, K: u32, rowWords: u32,
-  ox: u32, oo: u32, obias: u32, sbase: u32, // sbase: first scale (f16 halves)
-  ngroups: u32, _p0: u32, _p1: u32, _p2: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> qw: array<u32>;
-@group(0) @binding(3) var<storage, read> bias: array<u32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
-
-fn ldBias(j: u32) -> f32 {
-  if (BIAS == 1u) {
-    return bitcast<f32>(bias[p.obias + j]);
-  }
-  return unpack2x16float(bias[(p.obias + j) >> 1u])[(p.obias + j) & 1u];
-}
+//#include quant_q8_inc
+//#include linear_q_inc
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let r0 = wg.y * TM;
-  let c0 = (wg.x * WG + li) * 4u;
-  // Out-of-range rows and columns are clamped for loading and skipped when storing.
-  var qr: array<u32, 4>;
-  var sr: array<u32, 4>;
-  for (var q = 0u; q < 4u; q++) {
-    let c = min(c0 + q, p.N - 1u);
-    qr[q] = c * p.rowWords;
-    sr[q] = p.sbase + c * p.ngroups;
-  }
-  var ri: array<u32, TM>;
-  for (var r = 0u; r < TM; r++) {
-    ri[r] = p.ox + min(r0 + r, p.M - 1u) * p.K;
-  }
+  var t = tile(wg, li); // var: naga indexes let arrays only by constants
   var acc: array<vec4<f32>, TM>;
   let K4 = p.K & ~3u;
   var k = 0u;
   for (; k < K4; k += 4u) {
-    let w0 = dqv(qr[0], sr[0], k);
-    let w1 = dqv(qr[1], sr[1], k);
-    let w2 = dqv(qr[2], sr[2], k);
-    let w3 = dqv(qr[3], sr[3], k);
+    let w0 = dqv(t.qr[0], t.sr[0], k);
+    let w1 = dqv(t.qr[1], t.sr[1], k);
+    let w2 = dqv(t.qr[2], t.sr[2], k);
+    let w3 = dqv(t.qr[3], t.sr[3], k);
     for (var r = 0u; r < TM; r++) {
-      let i = ri[r] + k;
+      let i = t.ri[r] + k;
       let xa = vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
       acc[r] += vec4<f32>(dot(xa, w0), dot(xa, w1), dot(xa, w2), dot(xa, w3));
     }
   }
-  for (; k < p.K; k++) {
-    let wv = vec4<f32>(dq(qr[0], sr[0], k), dq(qr[1], sr[1], k), dq(qr[2], sr[2], k), dq(qr[3], sr[3], k));
-    for (var r = 0u; r < TM; r++) {
-      acc[r] += x[ri[r] + k] * wv;
-    }
-  }
-  var bv = vec4<f32>(0.0);
-  if (BIAS != 0u) {
-    bv = vec4<f32>(ldBias(min(c0, p.N - 1u)), ldBias(min(c0 + 1u, p.N - 1u)), ldBias(min(c0 + 2u, p.N - 1u)), ldBias(min(c0 + 3u, p.N - 1u)));
-  }
-  for (var r = 0u; r < TM; r++) {
-    let i = r0 + r;
-    if (i >= p.M) { break; }
-    let v = acc[r] + bv;
-    let io = p.oo + i * p.N + c0;
-    for (var q = 0u; q < 4u; q++) {
-      if (c0 + q < p.N) { o[io + q] = v[q]; }
-    }
-  }
+  finish(t, k, acc);
 }

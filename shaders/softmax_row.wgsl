@@ -1,16 +1,7 @@
 // Softmax over the last axis, barrier-free variant for CPU adapters: one
 // invocation per row: max, then exp(x−max) written to out while summing,
 // then out scaled by 1/Σ. Same parameters and bindings as softmax.wgsl.
-struct P {
-  rows: u32,  // rows in this dispatch
-  d: u32,     // row length
-  nx: u32,    // workgroups along x (flat id = x + y·nx)
-  ox: u32,    // element base of x / out inside their bindings
-  oo: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+//#include softmax_inc
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {

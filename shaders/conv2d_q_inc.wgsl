@@ -1,12 +1,13 @@
-// Conv2d NCHW with quantized weights (q8 or q4: the format's dequant
-// library, quant_q8.wgsl or quant_q4.wgsl, is appended to this file and
-// provides dq). Same implicit GEMM as conv2d_reg.wgsl: each invocation
-// computes 4 output channels × 4 output pixels, the 64 invocations of a
-// workgroup share the channels and take consecutive pixels; every weight
-// tap is dequantized where it is used (no f32 copy of the weights).
+// Conv2d NCHW with quantized weights, shared by conv2d_q8 and conv2d_q4
+// (each includes its format's dequant snippet, quant_q8_inc.wgsl or
+// quant_q4_inc.wgsl, which provides dq). Same implicit GEMM as
+// conv2d_reg.wgsl: each invocation computes 4 output channels × 4 output
+// pixels, the 64 invocations of a workgroup share the channels and take
+// consecutive pixels; every weight tap is dequantized where it is used (no
+// f32 copy of the weights).
 //
-// Specialised by: KH, KW, SH, SW (u32), QG (u32 group size), BF16 (bias is
-// f16), BOUNDS (false only for 1×1 stride-1 unpadded convs).
+// Needs: KH, KW, SH, SW (u32), QG (u32 group size), BF16 (bias is f16),
+// BOUNDS (false only for 1×1 stride-1 unpadded convs).
 //
 // One dispatch covers samples wg.z, output channels [co0, co0+cout) of the
 // weight (written from channel 0 of its output binding) and input channels
@@ -40,47 +41,15 @@ struct P {
 @group(0) @binding(3) var<storage, read> bs: array<u32>;
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;
 
-const KK = KH * KW;
-
-fn bias(e: u32) -> f32 {
-  if (BF16) {
-    return unpack2x16float(bs[e >> 1u])[e & 1u];
-  }
-  return bitcast<f32>(bs[e]);
-}
-
-fn store(co: u32, pbase: u32, ohw: u32, obase: u32, a: vec4<f32>) {
-  if (co >= p.cout) {
-    return;
-  }
-  var b = 0.0;
-  if ((p.flags & 1u) != 0u) {
-    b = bias(p.bb + co);
-  }
-  for (var j = 0u; j < 4u; j++) {
-    let px = pbase + j * 64u;
-    if (px < ohw) {
-      let i = obase + co * ohw + px;
-      var v = a[j] + b;
-      if ((p.flags & 2u) != 0u) {
-        v += o[i];
-      }
-      o[i] = v;
-    }
-  }
-}
+//#include conv2d_out_inc
+//#include conv2d_pix4_inc
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let ohw = p.oh * p.ow;
   let co = wg.y * 4u;
   let n = wg.z;
-  let pbase = wg.x * 256u + li;
-  let pix = min(pbase + vec4<u32>(0u, 64u, 128u, 192u), vec4<u32>(ohw - 1u));
-  let oh = pix / vec4<u32>(p.ow);
-  let ow = pix - oh * p.ow;
-  let ihb = vec4<i32>(oh * SH) - vec4<i32>(p.pt);
-  let iwb = vec4<i32>(ow * SW) - vec4<i32>(p.pl);
+  let px = pixels(wg, li, ohw);
   let hi = vec4<i32>(i32(p.h));
   let wi = vec4<i32>(i32(p.w));
   let last = p.cout - 1u;
@@ -101,20 +70,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let hw = p.h * p.w;
   for (var ci = 0u; ci < p.cin; ci++) {
     for (var kh = 0u; kh < KH; kh++) {
-      let ih = ihb + vec4<i32>(i32(kh));
+      let ih = px.ihb + vec4<i32>(i32(kh));
       let rok = (ih >= vec4<i32>(0)) & (ih < hi);
       let rowb = vec4<i32>(i32(xc)) + ih * wi;
       for (var kw = 0u; kw < KW; kw++) {
-        var xv: vec4<f32>;
-        if (BOUNDS) {
-          let iw = iwb + vec4<i32>(i32(kw));
-          let ok = rok & (iw >= vec4<i32>(0)) & (iw < wi);
-          let ix = vec4<u32>(select(vec4<i32>(i32(xc)), rowb + iw, ok));
-          xv = select(vec4<f32>(0.0), vec4<f32>(x[ix.x], x[ix.y], x[ix.z], x[ix.w]), ok);
-        } else {
-          let ix = xc + pix;
-          xv = vec4<f32>(x[ix.x], x[ix.y], x[ix.z], x[ix.w]);
-        }
+        let xv = xtaps(xc, px, rok, rowb, kw);
         let k = e + kh * KW + kw;
         a0 += dq(q[0], s[0], k) * xv;
         a1 += dq(q[1], s[1], k) * xv;
@@ -126,8 +86,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     e += KK;
   }
   let obase = p.ob + n * p.ons;
-  store(co, pbase, ohw, obase, a0);
-  store(co + 1u, pbase, ohw, obase, a1);
-  store(co + 2u, pbase, ohw, obase, a2);
-  store(co + 3u, pbase, ohw, obase, a3);
+  store(co, px.pbase, 64u, ohw, obase, a0);
+  store(co + 1u, px.pbase, 64u, ohw, obase, a1);
+  store(co + 2u, px.pbase, 64u, ohw, obase, a2);
+  store(co + 3u, px.pbase, 64u, ohw, obase, a3);
 }
