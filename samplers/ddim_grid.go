@@ -33,38 +33,13 @@ func schedulerGrid(name string, c SchedulerConfig, n int, ascending bool) ([]int
 }
 
 // exactGrid is the descending timestep grid of the exact inversion methods
-// and the editing loops for n of T steps; ok is false for a spacing other
-// than leading, trailing or linspace.
-//
-// It is not spacedTimesteps: trailing rounds half away from zero (diffusers:
-// half to even) and linspace computes i·(T−1)/(n−1) (numpy: i·((T−1)/(n−1))),
-// so for some n (T = 1000: trailing 16, 32, 48, …; linspace 27, 31, 47, …)
-// a timestep differs by one from DDIMScheduler's. Kept as it is so that
-// results stay reproducible.
+// and the editing loops for n of T steps: DDIMScheduler's (diffusers'
+// rounding, numpy's linspace), so an inversion and the sampler it pairs with
+// visit the same timesteps. ok is false for a spacing other than leading,
+// trailing or linspace.
 func exactGrid(spacing string, T, n, offset int) (ts []int, ok bool) {
-	switch spacing {
-	case "leading":
-		ratio := T / n
-		for i := n - 1; i >= 0; i-- {
-			ts = append(ts, i*ratio+offset)
-		}
-	case "trailing":
-		r := float64(T) / float64(n)
-		for i := n; i >= 1; i-- {
-			ts = append(ts, int(math.Round(float64(i)*r))-1)
-		}
-	case "linspace":
-		for i := n - 1; i >= 0; i-- {
-			v := 0.0
-			if n > 1 {
-				v = float64(i) * float64(T-1) / float64(n-1)
-			}
-			ts = append(ts, int(math.RoundToEven(v)))
-		}
-	default:
-		return nil, false
-	}
-	return ts, true
+	ts, err := spacedTimesteps(spacing, T, n, offset)
+	return ts, err == nil
 }
 
 // finalAlpha is ᾱ used below timestep 0: 1 with set_alpha_to_one, else ᾱ_0.
