@@ -56,3 +56,21 @@ func TestGatherRowsOfLargeTable(t *testing.T) {
 	got := readT(t, g, g.Gather(g.Upload([]int{100, 8}, vals), ids))
 	requireClose(t, want, got, 0, 0, "gather sub-range")
 }
+
+// Quantized embedding tables: the GPU gathers and dequantizes rows; the
+// reference holds the dequantized table.
+func TestGatherQuantized(t *testing.T) {
+	g, c := testGPU(t), NewCPU()
+	for _, tc := range []struct {
+		f     DType
+		group int
+	}{{Q8, 40}, {Q8, 8}, {Q4, 8}, {Q4, 16}} {
+		vals := randn(uint64(tc.group), 37*40)
+		q, err := Quantize(tc.f, []int{37, 40}, vals, tc.group)
+		require.NoError(t, err)
+		ids := []int{36, 0, 5, 5, 17}
+		want := readT(t, c, c.Gather(UploadQuant(c, q), ids))
+		got := readT(t, g, g.Gather(UploadQuant(g, q), ids))
+		requireClose(t, want, got, 1e-6, 1e-6, tc.f.String())
+	}
+}
