@@ -109,8 +109,9 @@ func NewTreeRing(be nn.Backend, gtInit *nn.Tensor, o TreeRingOptions) (*TreeRing
 	k := &TreeRing{TreeRingOptions: o, C: c, H: h, W: w, KeyRe: re, KeyIm: im, Mask: make([]bool, c*h*w)}
 	if o.Pattern == "ring" {
 		// for i = r … 1: every channel's circle of radius i takes the value
-		// of the original spectrum at row 0, column i (so a bin at
-		// distance d from the centre ends with column ⌈d⌉, 1 at d = 0).
+		// of the original spectrum (gt_patch_tmp) at row 0, column i (so a
+		// bin at distance d from the centre ends with column ⌈d⌉, 1 at d = 0).
+		k.KeyRe, k.KeyIm = append([]float32(nil), re...), append([]float32(nil), im...)
 		for i := o.Radius; i >= 1; i-- {
 			circ := CircleMask(h, w, i)
 			for ch := 0; ch < c; ch++ {
@@ -279,6 +280,9 @@ func (k *TreeRing) Detect(be nn.Backend, method string, cfg samplers.SchedulerCo
 	}
 	if err := k.checkLatents("latents", x0); err != nil {
 		return TreeRingScore{}, err
+	}
+	if x0.Dim(0) != 1 {
+		return TreeRingScore{}, fmt.Errorf("treering: detect takes one latent [1, C, H, W], got %v", x0)
 	}
 	inv, err := samplers.Invert(be, method, cfg, steps, eps, x0, 0)
 	if err != nil {
