@@ -1,0 +1,100 @@
+//go:build !js
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"retrace/nn/golden"
+)
+
+// tinyPipelineFolder lays the tiny fixtures out as a diffusers pipeline
+// folder (model_index.json + component subfolders, DDIM).
+func tinyPipelineFolder(t *testing.T) string {
+	dir, _ := golden.Open(t, "sd_pipeline_tiny")
+	var cfg struct {
+		Components struct {
+			Scheduler json.RawMessage `json:"scheduler"`
+		} `json:"components"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &cfg))
+	out := t.TempDir()
+	link := func(src, dst string) {
+		abs, err := filepath.Abs(src)
+		require.NoError(t, err)
+		require.NoError(t, os.Symlink(abs, filepath.Join(out, dst)))
+	}
+	link(filepath.Join(dir, "../clip_text_tiny/tokenizer"), "tokenizer")
+	link(filepath.Join(dir, "../clip_text_tiny"), "text_encoder")
+	link(filepath.Join(dir, "../unet2dcond_tiny"), "unet")
+	link(filepath.Join(dir, "../vae_tiny"), "vae")
+	require.NoError(t, os.MkdirAll(filepath.Join(out, "scheduler"), 0o755))
+	sc := map[string]any{}
+	require.NoError(t, json.Unmarshal(cfg.Components.Scheduler, &sc))
+	sc["_class_name"] = "DDIMScheduler"
+	sb, _ := json.Marshal(sc)
+	require.NoError(t, os.WriteFile(filepath.Join(out, "scheduler", "scheduler_config.json"), sb, 0o644))
+	idx := `{"_class_name": "StableDiffusionPipeline", "tokenizer": ["transformers", "CLIPTokenizer"], "text_encoder": ["transformers", "CLIPTextModel"], "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDIMScheduler"]}`
+	require.NoError(t, os.WriteFile(filepath.Join(out, "model_index.json"), []byte(idx), 0o644))
+	return out
+}
+
+// dwtdct through the CLI: embed a text payload into the fixture photo,
+// detect it (JSON), and read the unmarked photo.
+func TestWatermarkCLIDwtDct(t *testing.T) {
+	dir, _ := golden.Open(t, "dwtdct")
+	var cfg struct {
+		Cases []struct {
+			Unmarked string `json:"unmarked_png"`
+		} `json:"cases"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &cfg))
+	orig := filepath.Join(dir, cfg.Cases[0].Unmarked)
+	marked := filepath.Join(t.TempDir(), "marked.png")
+	var out bytes.Buffer
+	require.NoError(t, cmdWatermark([]string{"embed", "--scheme", "dwtdct", "--image", orig, "--payload", "SDV2", "--out", marked}, &out))
+	out.Reset()
+	require.NoError(t, cmdWatermark([]string{"detect", "--scheme", "dwtdct", "--image", marked, "--payload", "SDV2", "--json"}, &out))
+	var r dwtDctResult
+	require.NoError(t, json.Unmarshal(out.Bytes(), &r))
+	require.Equal(t, "SDV2", r.Text)
+	require.True(t, *r.Match)
+	out.Reset()
+	require.NoError(t, cmdWatermark([]string{"detect", "--scheme", "dwtdct", "--image", orig, "--payload", "SDV2", "--json"}, &out))
+	require.NoError(t, json.Unmarshal(out.Bytes(), &r))
+	require.False(t, *r.Match)
+	require.ErrorContains(t, cmdWatermark([]string{"embed", "--scheme", "dwtdct", "--image", orig}, &out), "give the payload")
+	require.ErrorContains(t, cmdWatermark([]string{"detect", "--scheme", "dwtdct", "--image", orig, "--bits", "1", "--hex", "ff"}, &out), "one of")
+	require.ErrorContains(t, cmdWatermark([]string{"mark"}, &out), "watermark embed")
+	require.ErrorContains(t, cmdWatermark([]string{"detect", "--scheme", "qr", "--image", orig}, &out), `--scheme "qr"`)
+}
+
+// treering through the CLI on the tiny random pipeline (CPU): the commands
+// run end to end and report. The tiny VAE is untrained, so an image does
+// not encode back to its latents and the verdict is not meaningful here.
+func TestWatermarkCLITreeRing(t *testing.T) {
+	folder := tinyPipelineFolder(t)
+	img := filepath.Join(t.TempDir(), "tr.png")
+	var out bytes.Buffer
+	common := []string{"--scheme", "treering", "--model", folder, "--backend", "cpu", "--key-seed", "5", "--steps", "3", "--size", "32"}
+	require.NoError(t, cmdWatermark(append([]string{"embed", "--prompt", "a horse", "--out", img}, common...), &out))
+	require.Contains(t, out.String(), "radius 3")
+	out.Reset()
+	require.NoError(t, cmdWatermark(append([]string{"detect", "--image", img, "--method", "bdia", "--json"}, common...), &out))
+	var r treeRingResult
+	require.NoError(t, json.Unmarshal(out.Bytes(), &r))
+	require.Equal(t, "bdia", r.Method)
+	require.Equal(t, 3, r.Radius)
+	require.Greater(t, r.Metric, 0.0)
+	require.ErrorContains(t, cmdWatermark(append([]string{"detect", "--image", img, "--method", "ef-ddpm"}, common...), &out), "inversion method")
+}
