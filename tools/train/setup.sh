@@ -3,7 +3,7 @@
 # Fashion-MNIST data set, and OpenBLAS (torch's Linear/matmul use the system
 # BLAS; the reference libblas is ~4x slower).
 set -e
-PKGS="python3-torch python3-numpy dataset-fashion-mnist libopenblas0-pthread"
+PKGS="python3-torch python3-numpy python3-pil dataset-fashion-mnist libopenblas0-pthread"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
