@@ -259,10 +259,12 @@ type GenerateOptions struct {
 	Prompt, NegativePrompt string
 	Steps                  int
 	Guidance               float32
-	// Latents is the initial standard-normal noise [1, C, h, w] (Generate
-	// multiplies it by the scheduler's init_noise_sigma). When nil, it is
-	// drawn from Seed at Height×Width.
+	// Latents is the initial standard-normal noise [B, C, h, w] (Generate
+	// multiplies it by the scheduler's init_noise_sigma); B images of the
+	// same prompt are made in one batch. When nil, it is drawn from Seed at
+	// Height×Width, B = max(Batch, 1).
 	Latents       *nn.Tensor
+	Batch         int
 	Seed          uint64
 	Height, Width int
 	// OnStep, if set, sees the latents after each step (k from 0).
@@ -283,8 +285,14 @@ func (sd *StableDiffusion) Generate(be nn.Backend, o GenerateOptions) (latents, 
 		if o.Height <= 0 || o.Width <= 0 || o.Height%f != 0 || o.Width%f != 0 {
 			return nil, nil, fmt.Errorf("pipeline: image size %d×%d must be a multiple of %d", o.Width, o.Height, f)
 		}
-		init = noise.Tensor(be, 1, sd.UNet.Config.InChannels, o.Height/f, o.Width/f)
+		init = noise.Tensor(be, max(o.Batch, 1), sd.UNet.Config.InChannels, o.Height/f, o.Width/f)
 		defer nn.Free(init)
+	}
+	if init == nil || init.Rank() != 4 {
+		if err := be.Err(); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("pipeline: initial latents %v must be [B, C, h, w]", init)
 	}
 	cond, err := sd.EncodePrompt(be, o.Prompt)
 	if err != nil {
@@ -295,7 +303,14 @@ func (sd *StableDiffusion) Generate(be nn.Backend, o GenerateOptions) (latents, 
 		nn.Free(cond)
 		return nil, nil, err
 	}
-	ctx := be.Concat(0, uncond, cond) // diffusers order: [uncond, cond]
+	// diffusers order: [uncond; cond], each repeated over the batch.
+	parts := make([]*nn.Tensor, 0, 2*init.Dim(0))
+	for _, e := range []*nn.Tensor{uncond, cond} {
+		for i := 0; i < init.Dim(0); i++ {
+			parts = append(parts, e)
+		}
+	}
+	ctx := be.Concat(0, parts...)
 	nn.Free(cond, uncond)
 	defer nn.Free(ctx)
 	sch := sd.Scheduler
