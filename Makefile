@@ -6,7 +6,7 @@ export XDG_RUNTIME_DIR ?= /tmp
 # machines without a GPU) and the loader.
 APT_PACKAGES := mesa-vulkan-drivers libvulkan1 gcc
 
-.PHONY: setup test test-go test-wasm bench run fmt vet wasm golden
+.PHONY: setup test test-go test-wasm bench run fmt vet wasm golden train train-judge
 
 setup:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -43,3 +43,17 @@ golden:
 
 run: setup
 	@echo "retrace: no demo yet (the browser product is a later issue); 'go run ./tools/retrace info' shows the GPU."
+
+# Train the default model (tools/train/README.md): Debian python3-torch on
+# the CPU, single-threaded (threads fight on a shared 2-core machine), then
+# export models/fashion and testdata/golden-fashion from the EMA weights.
+TRAIN_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+train:
+	sh tools/train/setup.sh
+	$(TRAIN_ENV) /usr/bin/python3 tools/train/train.py --out tools/train/out --steps 5000 --minutes 58
+	$(TRAIN_ENV) /usr/bin/python3 tools/train/export.py --ckpt tools/train/out/ckpt.pt
+
+# The classifier judge (tools/train/judge/).
+train-judge:
+	sh tools/train/setup.sh
+	$(TRAIN_ENV) /usr/bin/python3 tools/train/judge.py train

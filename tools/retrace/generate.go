@@ -58,7 +58,7 @@ func (m *modelFlags) load(be nn.Backend) (*samplers.StableDiffusion, error) {
 	return samplers.LoadStableDiffusionAny(be, m.model, st)
 }
 
-// writeImage encodes img [1, 3, H, W] in [0, 1] to path.
+// writeImage encodes img [1, 3, H, W] (or [1, 1, H, W], grayscale) in [0, 1] to path.
 func writeImage(be nn.Backend, img *nn.Tensor, path string) error {
 	v, err := be.Read(img)
 	if err != nil {
@@ -68,6 +68,9 @@ func writeImage(be nn.Backend, img *nn.Tensor, path string) error {
 		v[i] = v[i]*2 - 1
 	}
 	h, w := img.Dim(2), img.Dim(3)
+	if img.Dim(1) == 1 { // grayscale (pixel-space models such as models/fashion)
+		v = append(append(v, v...), v...)
+	}
 	pic, err := imageio.FromCHW(v, w, h)
 	if err != nil {
 		return err
@@ -109,7 +112,7 @@ func cmdGenerate(args []string, out io.Writer) error {
 	defer sd.Free()
 	s := *size
 	if s == 0 {
-		s = sd.UNet.Config.SampleSize * sd.VAE.Factor()
+		s = sd.UNet.Config.SampleSize * sd.Factor()
 	}
 	start := time.Now()
 	x, img, err := sd.Generate(be, samplers.GenerateOptions{
