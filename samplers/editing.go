@@ -159,6 +159,9 @@ func (sd *StableDiffusion) decodeLatents(be nn.Backend, z *nn.Tensor) (*nn.Tenso
 // wordPositions returns the token positions (BOS = 0) of the words of
 // prompt that appear in words.
 func (sd *StableDiffusion) wordPositions(prompt string, words []string) []int {
+	if sd.Tokenizer == nil {
+		return nil
+	}
 	var out []int
 	pos := 1
 	for _, w := range strings.Fields(prompt) {
@@ -176,15 +179,19 @@ func (sd *StableDiffusion) wordPositions(prompt string, words []string) []int {
 }
 
 func (sd *StableDiffusion) editDirect(be nn.Backend, o EditImageOptions, cfg SchedulerConfig, z0, src, tgt, uncond *nn.Tensor) (*nn.Tensor, int, error) {
-	if sd.Tokenizer == nil {
-		return nil, 0, fmt.Errorf("edit: prompt-to-prompt needs a tokenizer")
-	}
 	traj, err := InvertTrajectory(be, z0, InvertOptions{UNet: sd.UNet, Scheduler: cfg, Steps: o.Steps, Prompt: src})
 	if err != nil {
 		return nil, 0, err
 	}
 	defer traj.Free()
-	st, tt := sd.Tokenizer.Encode(o.Source), sd.Tokenizer.Encode(o.Target)
+	var st, tt []int
+	if sd.Tokenizer != nil {
+		st, tt = sd.Tokenizer.Encode(o.Source), sd.Tokenizer.Encode(o.Target)
+	} else {
+		// A class-prompt encoder: every context token describes the class,
+		// so a class swap is a word swap of the whole sequence.
+		st, tt = make([]int, src.Dim(1)), make([]int, tgt.Dim(1))
+	}
 	po := P2POptions{
 		Mode: P2PRefine, ContextLen: src.Dim(1), SourceTokens: st, TargetTokens: tt,
 		CrossReplace: o.CrossReplace, SelfReplace: o.SelfReplace, SelfMaxTokens: 256,
