@@ -1,0 +1,170 @@
+//go:build !js
+
+package e2e
+
+import (
+	"fmt"
+	"image"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+)
+
+// The page's element ids (docs/JS_API.md, www/index.html).
+const (
+	idImage       = "image-input"
+	idSource      = "source"
+	idTarget      = "target"
+	idMethod      = "method"
+	idSteps       = "steps"
+	idGuidance    = "guidance"
+	idSeed        = "seed"
+	idReconstruct = "reconstruct"
+	idRun         = "run"
+	idResult      = "result"
+	idError       = "error"
+	idStatus      = "status"
+)
+
+// setField sets an input's or select's value (or a checkbox's state) and
+// fires input and change events as a user's edit would.
+func (b *browser) setField(t *testing.T, id string, value any) {
+	js := fmt.Sprintf(`(() => {
+	  const e = document.getElementById(%q);
+	  if (!e) return "no element #" + %q;
+	  const v = %s;
+	  if (e.type === "checkbox") { e.checked = !!v; }
+	  else if (e.tagName === "SELECT") {
+	    if (![...e.options].some(o => o.value === String(v))) return "#" + %q + " has no option " + v + " (options: " + [...e.options].map(o => o.value).join(", ") + ")";
+	    e.value = String(v);
+	  } else { e.value = String(v); }
+	  e.dispatchEvent(new Event("input", {bubbles: true}));
+	  e.dispatchEvent(new Event("change", {bubbles: true}));
+	  return "";
+	})()`, id, id, jsValue(value), id)
+	var msg string
+	require.NoError(t, b.eval(t, 5*time.Second, js, &msg))
+	require.Empty(t, msg)
+}
+
+func jsValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case bool:
+		return fmt.Sprint(v)
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+func (b *browser) clearError(t *testing.T) {
+	require.NoError(t, b.eval(t, 5*time.Second, fmt.Sprintf(`(() => { const e = document.getElementById(%q); if (e) e.textContent = ""; return true; })()`, idError), nil))
+}
+
+// fillEdit uploads the image and types the settings.
+func (b *browser) fillEdit(t *testing.T, img string, s editSettings) {
+	require.NoError(t, b.run(t, 10*time.Second, chromedp.SetUploadFiles("#"+idImage, []string{img}, chromedp.ByQuery)))
+	b.setField(t, idSource, s.Source)
+	b.setField(t, idTarget, s.Target)
+	b.setField(t, idMethod, s.Method)
+	b.setField(t, idSteps, s.Steps)
+	b.setField(t, idGuidance, s.Guidance)
+	b.setField(t, idSeed, s.Seed)
+	b.setField(t, idReconstruct, s.Reconstruct)
+}
+
+func (b *browser) counts(t *testing.T) (results int) {
+	require.NoError(t, b.eval(t, 5*time.Second, `window.__rt.results.length`, &results))
+	return results
+}
+
+// edit runs one edit through the form and returns the runtime's result.
+func (b *browser) edit(t *testing.T, img string, s editSettings) pageRun {
+	b.clearError(t)
+	b.fillEdit(t, img, s)
+	n := b.counts(t)
+	require.NoError(t, b.run(t, 10*time.Second, chromedp.Click("#"+idRun, chromedp.ByQuery)))
+	err := b.waitJS(t, editTimeout, fmt.Sprintf(`window.__rt.results.length > %d || document.getElementById(%q).textContent.trim() !== ""`, n, idError))
+	require.NoError(t, err, "no result: #status %q", b.text(t, idStatus))
+	require.Empty(t, b.text(t, idError), "the edit failed")
+	var r pageRun
+	require.NoError(t, b.eval(t, 10*time.Second, `window.__rt.results[window.__rt.results.length - 1]`, &r))
+	require.Equal(t, 4*r.Width*r.Height, len(r.RGBA))
+	return r
+}
+
+// editError runs an edit that must fail and returns the #error text.
+func (b *browser) editError(t *testing.T, img string, s editSettings) string {
+	b.clearError(t)
+	n := b.counts(t)
+	b.fillEdit(t, img, s)
+	// The page may reject the file as soon as it is picked.
+	if b.waitJS(t, 2*time.Second, fmt.Sprintf(`document.getElementById(%q).textContent.trim() !== ""`, idError)) != nil {
+		require.NoError(t, b.run(t, 10*time.Second, chromedp.Click("#"+idRun, chromedp.ByQuery)))
+	}
+	err := b.waitJS(t, editTimeout, fmt.Sprintf(`window.__rt.results.length > %d || document.getElementById(%q).textContent.trim() !== ""`, n, idError))
+	require.NoError(t, err)
+	msg := b.text(t, idError)
+	require.NotEmpty(t, msg, "the bad input gave a result instead of an error")
+	var visible bool
+	require.NoError(t, b.eval(t, 5*time.Second, fmt.Sprintf(`(() => { const e = document.getElementById(%q); return !e.hidden && e.offsetParent !== null; })()`, idError), &visible))
+	require.True(t, visible, "#error is not visible")
+	return msg
+}
+
+// resultImage reads what #result shows (an <img> or <canvas>, or one
+// inside it) at its natural size.
+func (b *browser) resultImage(t *testing.T) image.Image {
+	var dataURL string
+	require.NoError(t, b.eval(t, 10*time.Second, fmt.Sprintf(`(async () => {
+	  const el = document.getElementById(%q);
+	  if (!el) return "no #result";
+	  let src = (el instanceof HTMLImageElement || el instanceof HTMLCanvasElement) ? el : el.querySelector("img, canvas");
+	  if (!src) return "no img or canvas in #result";
+	  let w, h;
+	  if (src instanceof HTMLImageElement) { await src.decode(); w = src.naturalWidth; h = src.naturalHeight; }
+	  else { w = src.width; h = src.height; }
+	  const c = document.createElement("canvas"); c.width = w; c.height = h;
+	  c.getContext("2d").drawImage(src, 0, 0);
+	  return c.toDataURL("image/png");
+	})()`, idResult), &dataURL))
+	img, err := decodeDataURL(dataURL)
+	require.NoError(t, err, "#result: %.80s", dataURL)
+	require.Positive(t, img.Bounds().Dx())
+	return img
+}
+
+// loadPack loads a pack by URL through the model picker.
+func (b *browser) loadPack(t *testing.T, url string) {
+	b.clearError(t)
+	n := b.modelLoads(t)
+	b.pickPack(t, url)
+	err := b.waitJS(t, loadTimeout, fmt.Sprintf(`window.__rt.messages.filter(m => m.type === "result" && m.model).length > %d || document.getElementById(%q).textContent.trim() !== ""`, n, idError))
+	require.NoError(t, err)
+	require.Empty(t, b.text(t, idError))
+}
+
+func (b *browser) loadPackError(t *testing.T, url string) string {
+	b.clearError(t)
+	n := b.modelLoads(t)
+	b.pickPack(t, url)
+	err := b.waitJS(t, loadTimeout, fmt.Sprintf(`window.__rt.messages.filter(m => m.type === "result" && m.model).length > %d || document.getElementById(%q).textContent.trim() !== ""`, n, idError))
+	require.NoError(t, err)
+	msg := b.text(t, idError)
+	require.NotEmpty(t, msg, "the corrupted pack loaded without an error")
+	return msg
+}
+
+func (b *browser) modelLoads(t *testing.T) (n int) {
+	require.NoError(t, b.eval(t, 5*time.Second, `window.__rt.messages.filter(m => m.type === "result" && m.model).length`, &n))
+	return n
+}
+
+// pickPack types a pack URL into the model picker and loads it.
+func (b *browser) pickPack(t *testing.T, url string) {
+	b.setField(t, "pack-url", url)
+	require.NoError(t, b.run(t, 10*time.Second, chromedp.Click("#load", chromedp.ByQuery)))
+}
