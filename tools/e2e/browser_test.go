@@ -123,7 +123,7 @@ func TestBrowser(t *testing.T) {
 		require.Equal(t, "swiftshader", info["architecture"], "%v", info)
 		// The worker initialised WebGPU and the adapter panel shows it.
 		err := br.waitJS(t, pageTimeout, `(() => { const e = document.getElementById("adapter"); return e && /swiftshader/i.test(e.textContent); })()`)
-		require.NoError(t, err, "#adapter never mentioned SwiftShader: %q (errors %q)", br.text(t, "adapter"), br.text(t, "error"))
+		require.NoError(t, err, "#adapter never mentioned SwiftShader: %q (errors %q)", br.text(t, "adapter"), br.errorText(t))
 		timings["page_to_adapter_s"] = time.Since(start).Seconds()
 		t.Logf("#adapter: %q", br.text(t, "adapter"))
 		var workers int
@@ -134,7 +134,7 @@ func TestBrowser(t *testing.T) {
 	must("model loads with progress", func(t *testing.T) {
 		start := time.Now()
 		err := br.waitJS(t, loadTimeout, `window.__rt.messages.some(m => m.type === "result" && m.model)`)
-		require.NoError(t, err, "the default model did not load: #status %q, #error %q", br.text(t, "status"), br.text(t, "error"))
+		require.NoError(t, err, "the default model did not load: #status %q, #error %q", br.text(t, "status"), br.errorText(t))
 		var prog []struct {
 			Loaded, Total float64
 			Shard         any

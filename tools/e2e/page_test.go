@@ -60,13 +60,37 @@ func jsValue(v any) string {
 	}
 }
 
+// clearError dismisses a shown error (the page's own Dismiss button).
 func (b *browser) clearError(t *testing.T) {
-	require.NoError(t, b.eval(t, 5*time.Second, fmt.Sprintf(`(() => { const e = document.getElementById(%q); if (e) e.textContent = ""; return true; })()`, idError), nil))
+	require.NoError(t, b.eval(t, 5*time.Second, `(() => {
+	  const e = document.getElementById("error");
+	  if (e && !e.hidden) { const c = document.getElementById("error-close"); if (c) c.click(); else e.hidden = true; }
+	  return true;
+	})()`, nil))
+}
+
+// errorShown is true while #error is visible with a message.
+const errorShown = `(() => { const e = document.getElementById("error"); return !!e && !e.hidden && e.textContent.trim() !== ""; })()`
+
+// errorText is the shown error's message ("" when none is shown).
+func (b *browser) errorText(t *testing.T) string {
+	var s string
+	require.NoError(t, b.eval(t, 5*time.Second, `(() => {
+	  const e = document.getElementById("error");
+	  if (!e || e.hidden) return "";
+	  const m = document.getElementById("error-text") || e;
+	  return m.textContent.trim();
+	})()`, &s))
+	return s
 }
 
 // fillEdit uploads the image and types the settings.
 func (b *browser) fillEdit(t *testing.T, img string, s editSettings) {
 	require.NoError(t, b.run(t, 10*time.Second, chromedp.SetUploadFiles("#"+idImage, []string{img}, chromedp.ByQuery)))
+	b.fillSettings(t, s)
+}
+
+func (b *browser) fillSettings(t *testing.T, s editSettings) {
 	b.setField(t, idSource, s.Source)
 	b.setField(t, idTarget, s.Target)
 	b.setField(t, idMethod, s.Method)
@@ -85,33 +109,38 @@ func (b *browser) counts(t *testing.T) (results int) {
 func (b *browser) edit(t *testing.T, img string, s editSettings) pageRun {
 	b.clearError(t)
 	b.fillEdit(t, img, s)
+	// The page reads the file's header in the worker before it enables Run.
+	err := b.waitJS(t, 30*time.Second, fmt.Sprintf(`!document.getElementById(%q).disabled || %s`, idRun, errorShown))
+	require.NoError(t, err, "#run stayed disabled: #status %q", b.text(t, idStatus))
+	require.Empty(t, b.errorText(t), "picking the image failed")
 	n := b.counts(t)
 	require.NoError(t, b.run(t, 10*time.Second, chromedp.Click("#"+idRun, chromedp.ByQuery)))
-	err := b.waitJS(t, editTimeout, fmt.Sprintf(`window.__rt.results.length > %d || document.getElementById(%q).textContent.trim() !== ""`, n, idError))
+	err = b.waitJS(t, editTimeout, fmt.Sprintf(`window.__rt.results.length > %d || %s`, n, errorShown))
 	require.NoError(t, err, "no result: #status %q", b.text(t, idStatus))
-	require.Empty(t, b.text(t, idError), "the edit failed")
+	require.Empty(t, b.errorText(t), "the edit failed")
 	var r pageRun
 	require.NoError(t, b.eval(t, 10*time.Second, `window.__rt.results[window.__rt.results.length - 1]`, &r))
 	require.Equal(t, 4*r.Width*r.Height, len(r.RGBA))
+	// The page finished handling it (result shown, Run enabled again).
+	require.NoError(t, b.waitJS(t, 30*time.Second, fmt.Sprintf(`!document.getElementById(%q).hidden && !document.getElementById(%q).disabled`, idResult, idRun)))
 	return r
 }
 
-// editError runs an edit that must fail and returns the #error text.
+// editError picks a bad image (and runs the edit if the page accepted the
+// file) and returns the error the page shows.
 func (b *browser) editError(t *testing.T, img string, s editSettings) string {
 	b.clearError(t)
 	n := b.counts(t)
 	b.fillEdit(t, img, s)
 	// The page may reject the file as soon as it is picked.
-	if b.waitJS(t, 2*time.Second, fmt.Sprintf(`document.getElementById(%q).textContent.trim() !== ""`, idError)) != nil {
-		require.NoError(t, b.run(t, 10*time.Second, chromedp.Click("#"+idRun, chromedp.ByQuery)))
-	}
-	err := b.waitJS(t, editTimeout, fmt.Sprintf(`window.__rt.results.length > %d || document.getElementById(%q).textContent.trim() !== ""`, n, idError))
+	err := b.waitJS(t, 30*time.Second, fmt.Sprintf(`!document.getElementById(%q).disabled || %s`, idRun, errorShown))
 	require.NoError(t, err)
-	msg := b.text(t, idError)
+	if b.errorText(t) == "" {
+		require.NoError(t, b.run(t, 10*time.Second, chromedp.Click("#"+idRun, chromedp.ByQuery)))
+		require.NoError(t, b.waitJS(t, editTimeout, fmt.Sprintf(`window.__rt.results.length > %d || %s`, n, errorShown)))
+	}
+	msg := b.errorText(t)
 	require.NotEmpty(t, msg, "the bad input gave a result instead of an error")
-	var visible bool
-	require.NoError(t, b.eval(t, 5*time.Second, fmt.Sprintf(`(() => { const e = document.getElementById(%q); return !e.hidden && e.offsetParent !== null; })()`, idError), &visible))
-	require.True(t, visible, "#error is not visible")
 	return msg
 }
 
@@ -142,18 +171,18 @@ func (b *browser) loadPack(t *testing.T, url string) {
 	b.clearError(t)
 	n := b.modelLoads(t)
 	b.pickPack(t, url)
-	err := b.waitJS(t, loadTimeout, fmt.Sprintf(`window.__rt.messages.filter(m => m.type === "result" && m.model).length > %d || document.getElementById(%q).textContent.trim() !== ""`, n, idError))
+	err := b.waitJS(t, loadTimeout, fmt.Sprintf(`window.__rt.messages.filter(m => m.type === "result" && m.model).length > %d || %s`, n, errorShown))
 	require.NoError(t, err)
-	require.Empty(t, b.text(t, idError))
+	require.Empty(t, b.errorText(t))
 }
 
 func (b *browser) loadPackError(t *testing.T, url string) string {
 	b.clearError(t)
 	n := b.modelLoads(t)
 	b.pickPack(t, url)
-	err := b.waitJS(t, loadTimeout, fmt.Sprintf(`window.__rt.messages.filter(m => m.type === "result" && m.model).length > %d || document.getElementById(%q).textContent.trim() !== ""`, n, idError))
+	err := b.waitJS(t, loadTimeout, fmt.Sprintf(`window.__rt.messages.filter(m => m.type === "result" && m.model).length > %d || %s`, n, errorShown))
 	require.NoError(t, err)
-	msg := b.text(t, idError)
+	msg := b.errorText(t)
 	require.NotEmpty(t, msg, "the corrupted pack loaded without an error")
 	return msg
 }
@@ -163,8 +192,13 @@ func (b *browser) modelLoads(t *testing.T) (n int) {
 	return n
 }
 
-// pickPack types a pack URL into the model picker and loads it.
+// pickPack types a pack URL into the model picker (which selects "Pack
+// URL") and loads it.
 func (b *browser) pickPack(t *testing.T, url string) {
 	b.setField(t, "pack-url", url)
+	var checked bool
+	require.NoError(t, b.eval(t, 5*time.Second, `(() => { const r = document.querySelector('input[name="model-src"][value="url"]'); return !!r && r.checked; })()`, &checked))
+	require.True(t, checked, "typing a pack URL selects the URL source")
+	require.NoError(t, b.waitJS(t, 30*time.Second, `!document.getElementById("load").disabled`))
 	require.NoError(t, b.run(t, 10*time.Second, chromedp.Click("#load", chromedp.ByQuery)))
 }
