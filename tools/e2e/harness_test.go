@@ -187,6 +187,9 @@ func startBrowser(t *testing.T, exe, netlog string) *browser {
 		chromedp.Flag("enable-features", "Vulkan"),
 		chromedp.Flag("use-vulkan", "swiftshader"),
 		chromedp.Flag("use-angle", "swiftshader"),
+		// Browser services that phone home on their own (not the page's
+		// requests, but they would blur the network check).
+		chromedp.Flag("disable-features", "site-per-process,Translate,BlinkGenPropertyTrees,AutofillServerCommunication,OptimizationHints,OptimizationGuideModelDownloading,MediaRouter"),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("no-pings", true),
 		chromedp.Flag("log-net-log", netlog),
@@ -197,10 +200,13 @@ func startBrowser(t *testing.T, exe, netlog string) *browser {
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
 	b.ctx = ctx
+	var once sync.Once
 	b.cancel = func() {
-		_ = chromedp.Cancel(ctx) // closes the browser cleanly: the net log is complete
-		cancel()
-		acancel()
+		once.Do(func() {
+			_ = chromedp.Cancel(ctx) // closes the browser cleanly: the net log is complete
+			cancel()
+			acancel()
+		})
 	}
 	t.Cleanup(b.cancel)
 	chromedp.ListenTarget(ctx, func(ev any) {
@@ -328,7 +334,7 @@ func decodeDataURL(s string) (image.Image, error) {
 
 // netRequest is a request the browser's network stack made.
 type netRequest struct {
-	URL, Method, Initiator, NIK string
+	URL, Method, Initiator, NIK, Type string
 }
 
 // readNetLog reads chromium's --log-net-log file (complete once the browser
@@ -368,11 +374,15 @@ func readNetLog(path string) ([]netRequest, error) {
 			Method    string `json:"method"`
 			Initiator string `json:"initiator"`
 			NIK       string `json:"network_isolation_key"`
+			Type      string `json:"request_type"`
 		}
 		if err := json.Unmarshal(e.Params, &p); err != nil {
 			return nil, err
 		}
-		out = append(out, netRequest{p.URL, p.Method, p.Initiator, p.NIK})
+		if p.URL == "" {
+			continue // the end of a job
+		}
+		out = append(out, netRequest{p.URL, p.Method, p.Initiator, p.NIK, p.Type})
 	}
 	return out, nil
 }

@@ -114,6 +114,8 @@ func (b *browser) edit(t *testing.T, img string, s editSettings) pageRun {
 	require.NoError(t, err, "#run stayed disabled: #status %q", b.text(t, idStatus))
 	require.Empty(t, b.errorText(t), "picking the image failed")
 	n := b.counts(t)
+	var m0 int
+	require.NoError(t, b.eval(t, 5*time.Second, `window.__rt.messages.length`, &m0))
 	require.NoError(t, b.run(t, 10*time.Second, chromedp.Click("#"+idRun, chromedp.ByQuery)))
 	err = b.waitJS(t, editTimeout, fmt.Sprintf(`window.__rt.results.length > %d || %s`, n, errorShown))
 	require.NoError(t, err, "no result: #status %q", b.text(t, idStatus))
@@ -121,6 +123,12 @@ func (b *browser) edit(t *testing.T, img string, s editSettings) pageRun {
 	var r pageRun
 	require.NoError(t, b.eval(t, 10*time.Second, `window.__rt.results[window.__rt.results.length - 1]`, &r))
 	require.Equal(t, 4*r.Width*r.Height, len(r.RGBA))
+	var steps []struct{ K, Steps int }
+	require.NoError(t, b.eval(t, 5*time.Second, fmt.Sprintf(`window.__rt.messages.slice(%d).filter(m => m.type === "step").map(m => m.data)`, m0), &steps))
+	require.NotEmpty(t, steps, "step events while editing")
+	for i := 1; i < len(steps); i++ {
+		require.Greater(t, steps[i].K, steps[i-1].K, "steps go forward")
+	}
 	// The page finished handling it (result shown, Run enabled again).
 	require.NoError(t, b.waitJS(t, 30*time.Second, fmt.Sprintf(`!document.getElementById(%q).hidden && !document.getElementById(%q).disabled`, idResult, idRun)))
 	return r
@@ -142,6 +150,22 @@ func (b *browser) editError(t *testing.T, img string, s editSettings) string {
 	msg := b.errorText(t)
 	require.NotEmpty(t, msg, "the bad input gave a result instead of an error")
 	return msg
+}
+
+// errorCode checks the shown error's code (#error data-code) and that
+// only a device loss offers the retry on a new device (as rendered: a
+// hidden attribute that CSS overrides does not count).
+func (b *browser) errorCode(t *testing.T, want string) {
+	var got struct {
+		Code  string
+		Retry bool
+	}
+	require.NoError(t, b.eval(t, 5*time.Second, `(() => {
+	  const e = document.getElementById("error"), r = document.getElementById("retry");
+	  return {code: e.dataset.code || "", retry: !!r && r.getClientRects().length > 0};
+	})()`, &got))
+	require.Equal(t, want, got.Code, "#error data-code")
+	require.Equal(t, want == "device-lost", got.Retry, "the retry-on-a-new-device button shows only for a lost device")
 }
 
 // resultImage reads what #result shows (an <img> or <canvas>, or one
