@@ -123,8 +123,14 @@ func (b *browser) edit(t *testing.T, img string, s editSettings) pageRun {
 	var r pageRun
 	require.NoError(t, b.eval(t, 10*time.Second, `window.__rt.results[window.__rt.results.length - 1]`, &r))
 	require.Equal(t, 4*r.Width*r.Height, len(r.RGBA))
-	var steps []struct{ K, Steps int }
-	require.NoError(t, b.eval(t, 5*time.Second, fmt.Sprintf(`window.__rt.messages.slice(%d).filter(m => m.type === "step").map(m => m.data)`, m0), &steps))
+	var steps []struct {
+		K, Steps int
+		T        float64
+	}
+	require.NoError(t, b.eval(t, 5*time.Second, fmt.Sprintf(`window.__rt.messages.slice(%d).filter(m => m.type === "step").map(m => ({...m.data, t: m.t}))`, m0), &steps))
+	if len(steps) > 1 {
+		t.Logf("%d step events, %.0f ms apart on average", len(steps), (steps[len(steps)-1].T-steps[0].T)/float64(len(steps)-1))
+	}
 	require.NotEmpty(t, steps, "step events while editing")
 	for i := 1; i < len(steps); i++ {
 		require.Greater(t, steps[i].K, steps[i-1].K, "steps go forward")
