@@ -122,7 +122,7 @@ func cmdSite(args []string, out io.Writer) error {
 		return enc.Encode(r)
 	}
 	fmt.Fprintf(out, "wrote %s: %d files, %.1f MiB (pack %s: %.1f MiB) in %.1fs\n", *dst, r.Files, float64(r.Bytes)/(1<<20), r.Pack, float64(r.PackBytes)/(1<<20), r.Seconds)
-	fmt.Fprintf(out, "retrace.wasm: %d bytes raw (%.2f MiB), %d bytes gzip -9 (%.2f MiB)\n", r.WasmRaw, float64(r.WasmRaw)/(1<<20), r.WasmGzip, float64(r.WasmGzip)/(1<<20))
+	fmt.Fprintf(out, "retrace.wasm: %d bytes raw (%.2f MiB), %d bytes gzip level 9 (Go compress/gzip; %.2f MiB)\n", r.WasmRaw, float64(r.WasmRaw)/(1<<20), r.WasmGzip, float64(r.WasmGzip)/(1<<20))
 	return nil
 }
 
