@@ -32,6 +32,13 @@ type EditImageOptions struct {
 	CrossReplace, SelfReplace float64
 	BlendWords                []string
 	Reweight                  map[string]float32
+	// OnStep, if set, is called as the edit goes with the number k of
+	// model evaluations done so far, the expected total and the current
+	// latents [1, C, h, w] (the ones the next evaluation is applied to; nil
+	// before Direct Inversion's inversion, which reports no steps of its
+	// own). The latents stay owned by the edit: read them, do not free
+	// them. A non-nil error stops the edit and is returned (cancellation).
+	OnStep func(k, total int, latents *nn.Tensor) error
 }
 
 // EditImage runs an edit and returns the edited image [1, 3, H, W] in
@@ -69,6 +76,7 @@ func (sd *StableDiffusion) EditImage(be nn.Backend, o EditImageOptions) (*nn.Ten
 	cfg := sd.schedulerConfig()
 	var out *nn.Tensor
 	calls := 0
+	step := editProgress(o)
 	switch o.Method {
 	case "direct":
 		out, calls, err = sd.editDirect(be, o, cfg, z0, src, tgt, uncond)
@@ -79,13 +87,13 @@ func (sd *StableDiffusion) EditImage(be nn.Backend, o EditImageOptions) (*nn.Ten
 		if o.Method == "ddim" {
 			gi = 1
 		}
-		inv, ierr := Invert(be, o.Method, cfg, o.Steps, CondUNetEps(sd.UNet, src, uncond, gi), z0, o.Seed)
+		inv, ierr := Invert(be, o.Method, cfg, o.Steps, step(CondUNetEps(sd.UNet, src, uncond, gi)), z0, o.Seed)
 		if ierr != nil {
 			return nil, 0, ierr
 		}
 		defer inv.Free()
 		var n int
-		out, n, err = Regenerate(be, inv, cfg, CondUNetEps(sd.UNet, tgt, uncond, o.Guidance), o.Skip, o.ReconstructOnly)
+		out, n, err = Regenerate(be, inv, cfg, step(CondUNetEps(sd.UNet, tgt, uncond, o.Guidance)), o.Skip, o.ReconstructOnly)
 		calls = inv.Calls + n
 	default:
 		return nil, 0, fmt.Errorf("edit: unknown method %q (ddim, edict, bdia, ef-ddpm, direct)", o.Method)
@@ -96,6 +104,33 @@ func (sd *StableDiffusion) EditImage(be nn.Backend, o EditImageOptions) (*nn.Ten
 	img, err := sd.decodeLatents(be, out)
 	nn.Free(out)
 	return img, calls, err
+}
+
+// editProgress returns a wrapper of eps that reports each evaluation to
+// o.OnStep (the identity without one).
+func editProgress(o EditImageOptions) func(EpsFunc) EpsFunc {
+	if o.OnStep == nil {
+		return func(e EpsFunc) EpsFunc { return e }
+	}
+	total := 2 * o.Steps
+	for _, m := range Methods {
+		if m.Name == o.Method {
+			total = 2 * m.CallsPerStep * o.Steps
+		}
+	}
+	if o.Method == "ef-ddpm" {
+		total -= max(o.Skip, 0)
+	}
+	k := 0
+	return func(eps EpsFunc) EpsFunc {
+		return func(be nn.Backend, x *nn.Tensor, t float32) (*nn.Tensor, error) {
+			if err := o.OnStep(k, max(total, k+1), x); err != nil {
+				return nil, err
+			}
+			k++
+			return eps(be, x, t)
+		}
+	}
 }
 
 // schedulerConfig returns the pipeline scheduler's config: the inversion
@@ -179,6 +214,11 @@ func (sd *StableDiffusion) wordPositions(prompt string, words []string) []int {
 }
 
 func (sd *StableDiffusion) editDirect(be nn.Backend, o EditImageOptions, cfg SchedulerConfig, z0, src, tgt, uncond *nn.Tensor) (*nn.Tensor, int, error) {
+	if o.OnStep != nil {
+		if err := o.OnStep(0, 2*o.Steps, nil); err != nil {
+			return nil, 0, err
+		}
+	}
 	traj, err := InvertTrajectory(be, z0, InvertOptions{UNet: sd.UNet, Scheduler: cfg, Steps: o.Steps, Prompt: src})
 	if err != nil {
 		return nil, 0, err
@@ -223,7 +263,15 @@ func (sd *StableDiffusion) editDirect(be nn.Backend, o EditImageOptions, cfg Sch
 	_, out, err := Edit(be, EditOptions{
 		UNet: sd.UNet, Scheduler: cfg, Steps: o.Steps, Guidance: o.Guidance,
 		Source: src, Target: tgt, Uncond: uncond, Trajectory: traj, Controller: ctl,
-		OnStep: func(int, int, *nn.Tensor) error { calls++; return nil },
+		OnStep: func(k, _ int, x *nn.Tensor) error {
+			calls++
+			if o.OnStep == nil {
+				return nil
+			}
+			tgt := nn.Narrow(x, 1, 1)
+			defer nn.Free(tgt)
+			return o.OnStep(o.Steps+k+1, 2*o.Steps, tgt)
+		},
 	})
 	return out, calls, err
 }

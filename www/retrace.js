@@ -1,0 +1,96 @@
+// Page-side wrapper of retrace's worker (docs/JS_API.md):
+//
+//   import { Retrace } from "./retrace.js";
+//   const rt = new Retrace(new URL("./worker.js", import.meta.url));
+//   const info = await rt.init();                 // {adapter, f16, limits, features}
+//   const model = await rt.load("packs/default/", (p) => …);
+//   const out = await rt.edit({image, source, target, method, …}, (s) => …);
+//
+// Every method returns a Promise; failures reject with a RetraceError whose
+// .code says what went wrong (no-webgpu, device-lost, bad-pack, network,
+// bad-image, image-too-large, prompt-too-long, bad-options, no-model,
+// canceled, worker, internal).
+
+export class RetraceError extends Error {
+  constructor(message, code = "internal") {
+    super(message);
+    this.name = "RetraceError";
+    this.code = code;
+  }
+}
+
+export class Retrace {
+  constructor(workerURL = new URL("./worker.js", import.meta.url)) {
+    this.worker = new Worker(workerURL, { type: "module" });
+    this.pending = new Map();
+    this.nextId = 1;
+    this.worker.onmessage = (ev) => this.#onMessage(ev.data);
+    this.worker.onerror = (ev) => {
+      ev.preventDefault?.();
+      this.#failAll(new RetraceError(`the worker failed: ${ev.message || "could not start (module workers need a current browser)"}`, "worker"));
+    };
+    this.worker.onmessageerror = () => this.#failAll(new RetraceError("a worker message could not be decoded", "worker"));
+  }
+
+  #onMessage({ id, type, data }) {
+    const p = this.pending.get(id);
+    if (!p) return;
+    switch (type) {
+      case "progress":
+      case "step":
+        try { p.onEvent?.(data); } catch (e) { console.error(e); }
+        return;
+      case "result":
+        this.pending.delete(id);
+        p.resolve(data);
+        return;
+      case "error":
+        this.pending.delete(id);
+        p.reject(new RetraceError(data.message, data.code));
+        return;
+    }
+  }
+
+  #failAll(err) {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  #call(type, args = {}, onEvent = null, transfer = []) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onEvent });
+      this.worker.postMessage({ id, type, args }, transfer);
+    });
+  }
+
+  /** Opens the WebGPU device (again, after a loss). → {adapter, f16, subgroups, limits, features, devices} */
+  init() { return this.#call("init"); }
+
+  /** Loads a pack from a URL (string) or picked files (FileList / File[]). → model info */
+  load(source, onProgress) {
+    const args = typeof source === "string" ? { url: source } : { files: Array.from(source) };
+    return this.#call("load", args, onProgress);
+  }
+
+  /** Reads an encoded image's header. bytes: ArrayBuffer | Uint8Array. → {width, height, format} */
+  probe(bytes) { return this.#call("probe", { bytes }); }
+
+  /** Edits an image. → {width, height, rgba, calls, ms, input, crop} */
+  edit(opts, onStep) { return this.#call("edit", opts, onStep); }
+
+  /** Generates an image. → {width, height, rgba, calls, ms} */
+  generate(opts, onStep) { return this.#call("generate", opts, onStep); }
+
+  /** Stops the running edit or generation at its next step. → true if one was running */
+  cancel() { return this.#call("cancel"); }
+
+  /** Deletes the cached pack files. → {deleted} */
+  clearCache() { return this.#call("clearCache"); }
+
+  /** Stops the worker (pending calls reject). */
+  terminate() {
+    this.worker.terminate();
+    this.#failAll(new RetraceError("terminated", "worker"));
+  }
+}
