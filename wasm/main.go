@@ -86,7 +86,8 @@ func (s *state) failed(err error) error {
 		s.model = nil
 		s.be = nil
 		s.dev = nil
-		return fmt.Errorf("%w. The GPU device was lost (driver reset, GPU process crash or memory pressure): call init() and load the model again to retry", err)
+		msg := strings.TrimRight(err.Error(), ". ")
+		return withCode(CodeDeviceLost, fmt.Errorf("%s. The GPU device was lost (driver reset, GPU process crash or memory pressure): call init() and load the model again to retry", msg))
 	}
 	if s.be != nil {
 		s.be.ClearErr()
