@@ -71,6 +71,9 @@ func (s *state) device() (*gpu.Device, error) {
 		return s.dev, nil
 	}
 	d, err := gpu.Open(gpu.Options{})
+	if err == gpu.ErrNoAdapter { // its text is about native drivers
+		err = withCode(CodeNoWebGPU, errors.New("gpu: navigator.gpu.requestAdapter() gave no adapter (WebGPU disabled or blocklisted here, or no usable GPU)"))
+	}
 	if err != nil {
 		return nil, err
 	}
