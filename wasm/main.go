@@ -71,6 +71,9 @@ func (s *state) device() (*gpu.Device, error) {
 		return s.dev, nil
 	}
 	d, err := gpu.Open(gpu.Options{})
+	if err == gpu.ErrNoAdapter { // its text is about native drivers
+		err = withCode(CodeNoWebGPU, errors.New("gpu: navigator.gpu.requestAdapter() gave no adapter (WebGPU disabled or blocklisted here, or no usable GPU)"))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +89,8 @@ func (s *state) failed(err error) error {
 		s.model = nil
 		s.be = nil
 		s.dev = nil
-		return fmt.Errorf("%w. The GPU device was lost (driver reset, GPU process crash or memory pressure): call init() and load the model again to retry", err)
+		msg := strings.TrimRight(err.Error(), ". ")
+		return withCode(CodeDeviceLost, fmt.Errorf("%s. The GPU device was lost (driver reset, GPU process crash or memory pressure): call init() and load the model again to retry", msg))
 	}
 	if s.be != nil {
 		s.be.ClearErr()

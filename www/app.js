@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 const DEFAULT_PACK = "packs/default/";
 
 const rt = new Retrace(new URL("./worker.js", import.meta.url));
+globalThis.retraceApp = { rt }; // for tests and the console
 
 // ---- shared UI helpers (passed to the tabs) ----
 const ui = {

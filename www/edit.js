@@ -202,8 +202,15 @@ async function run() {
   } catch (e) {
     preview.hidden = true;
     $("after-caption").textContent = "After";
-    if (e.code === "device-lost") ui.error(e, () => ui.reinit());
-    else ui.error(e);
+    if (e.code === "device-lost") {
+      // The worker dropped the device and the model: retry makes a new
+      // device and loads the model again (from the cache).
+      ui.model = null;
+      document.body.dataset.model = "none";
+      ui.error(e, () => ui.reinit());
+    } else {
+      ui.error(e);
+    }
   } finally {
     running = false;
     bar.hidden = true;

@@ -88,6 +88,9 @@ export class Retrace {
   /** Deletes the cached pack files. → {deleted} */
   clearCache() { return this.#call("clearCache"); }
 
+  /** Test hook: destroys the worker's GPU device (the next run fails with code "device-lost"). */
+  debugLoseDevice() { return this.#call("loseDevice"); }
+
   /** Stops the worker (pending calls reject). */
   terminate() {
     this.worker.terminate();

@@ -32,6 +32,16 @@ const boot = (async () => {
 
 let broken = null;
 
+// The last GPUDevice the runtime opened, for the loseDevice test hook.
+let lastDevice = null;
+if (self.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    lastDevice = await requestDevice.apply(this, args);
+    return lastDevice;
+  };
+}
+
 // The binding's Queue.writeBuffer views wasm memory (mem.buffer) and then
 // converts its other arguments; if the Go heap grows memory in between, the
 // view is detached and the write throws ("detached ArrayBuffer", "Number
@@ -89,6 +99,12 @@ const handlers = {
   generate: (rt, args, id) => rt.generate({ ...args, onStep: (s) => post(id, "step", s) }),
   cancel: (rt) => rt.cancel(),
   clearCache: (rt) => rt.clearCache(),
+  // Test hook: destroys the device, as a driver reset would lose it.
+  loseDevice: () => {
+    if (!lastDevice) throw coded("no device to lose", "bad-options");
+    lastDevice.destroy();
+    return true;
+  },
 };
 
 self.onmessage = async (ev) => {
