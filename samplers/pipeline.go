@@ -393,28 +393,54 @@ func LoadStableDiffusionPack(be nn.Backend, dir string) (*StableDiffusion, error
 // LoadStableDiffusionFromPack loads a pipeline from an open pack (any
 // pack.Fetcher: a folder, or HTTP in the browser).
 func LoadStableDiffusionFromPack(be nn.Backend, p *pack.Pack) (*StableDiffusion, error) {
-	vocab, err := p.File("tokenizer/vocab.json")
-	if err != nil {
-		return nil, err
-	}
-	merges, err := p.File("tokenizer/merges.txt")
-	if err != nil {
-		return nil, err
-	}
 	sd := &StableDiffusion{}
-	if sd.Tokenizer, err = tokenizer.FromReaders(bytes.NewReader(vocab), bytes.NewReader(merges)); err != nil {
+	te, err := p.Component("text_encoder")
+	if err != nil {
 		return nil, err
 	}
-	if sd.TextEncoder, err = p.TextEncoder(be); err != nil {
-		return nil, err
+	var probe struct {
+		ClassName string `json:"_class_name"`
+	}
+	_ = json.Unmarshal(te.Config(), &probe)
+	if probe.ClassName == "ClassPromptEncoder" {
+		var cfg nn.ClassPromptConfig
+		if err := json.Unmarshal(te.Config(), &cfg); err != nil {
+			return nil, fmt.Errorf("pipeline: text_encoder config: %w", err)
+		}
+		table, err := te.Float32("embedding.weight")
+		if err != nil {
+			return nil, err
+		}
+		ce, err := nn.NewClassPromptEncoder(cfg, table)
+		if err != nil {
+			return nil, err
+		}
+		sd.Prompts = ce
+	} else {
+		vocab, err := p.File("tokenizer/vocab.json")
+		if err != nil {
+			return nil, err
+		}
+		merges, err := p.File("tokenizer/merges.txt")
+		if err != nil {
+			return nil, err
+		}
+		if sd.Tokenizer, err = tokenizer.FromReaders(bytes.NewReader(vocab), bytes.NewReader(merges)); err != nil {
+			return nil, err
+		}
+		if sd.TextEncoder, err = p.TextEncoder(be); err != nil {
+			return nil, err
+		}
 	}
 	if sd.UNet, err = p.UNet(be); err != nil {
 		sd.Free()
 		return nil, err
 	}
-	if sd.VAE, err = p.VAE(be); err != nil {
-		sd.Free()
-		return nil, err
+	if _, ok := p.Manifest.Components["vae"]; ok {
+		if sd.VAE, err = p.VAE(be); err != nil {
+			sd.Free()
+			return nil, err
+		}
 	}
 	sc, err := p.Component("scheduler")
 	if err != nil {

@@ -40,7 +40,7 @@ func keepF16(name string) bool {
 // quantized kernels): rank-2 or rank-4 ".weight" tensors other than
 // embedding tables.
 func quantizable(name string, shape []int) bool {
-	return (len(shape) == 2 || len(shape) == 4) && strings.HasSuffix(name, ".weight") && !strings.Contains(name, "embeddings.")
+	return (len(shape) == 2 || len(shape) == 4) && strings.HasSuffix(name, ".weight") && !strings.Contains(name, "embeddings.") && name != "embedding.weight"
 }
 
 // isEmbeddingTable reports a token-embedding table ([vocab, dim] weight of
@@ -235,6 +235,9 @@ func Convert(in, out string, pol Policy, shardBytes int64, progress Progress) (*
 		}
 	case exists(filepath.Join(in, "model_index.json")):
 		for _, c := range []string{"text_encoder", "unet", "vae"} {
+			if c == "vae" && !exists(filepath.Join(in, c)) {
+				continue // pixel-space pipelines have no VAE
+			}
 			if err := addDir(c, filepath.Join(in, c)); err != nil {
 				return nil, err
 			}
@@ -245,9 +248,10 @@ func Convert(in, out string, pol Policy, shardBytes int64, progress Progress) (*
 		}
 		w.SetConfig("scheduler", sc)
 		ents, err := os.ReadDir(filepath.Join(in, "tokenizer"))
-		if err != nil {
+		if err != nil && exists(filepath.Join(in, "tokenizer")) {
 			return nil, fmt.Errorf("pack: tokenizer: %w", err)
 		}
+		// (no tokenizer: a class-prompt text encoder needs none)
 		for _, e := range ents {
 			if e.IsDir() {
 				continue
