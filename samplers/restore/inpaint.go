@@ -12,7 +12,7 @@ import (
 // m [1, 1, H, W] (1 known, 0 missing) broadcast over batch and channels.
 // A is an orthogonal projection, so Aᵀ = A† = A.
 type Inpaint struct {
-	mask *nn.Tensor
+	mask, holes *nn.Tensor // m and 1 − m
 	h, w int
 }
 
@@ -36,11 +36,16 @@ func NewInpaint(be nn.Backend, known []float32, h, w int) (*Inpaint, error) {
 	if holes == 0 {
 		return nil, fmt.Errorf("restore: inpaint: the %d×%d mask is empty (no pixel to fill)", w, h)
 	}
-	m := be.Upload([]int{1, 1, h, w}, known)
+	inv := make([]float32, len(known))
+	for i, v := range known {
+		inv[i] = 1 - v
+	}
+	p := &Inpaint{mask: be.Upload([]int{1, 1, h, w}, known), holes: be.Upload([]int{1, 1, h, w}, inv), h: h, w: w}
 	if err := be.Err(); err != nil {
+		p.Free()
 		return nil, err
 	}
-	return &Inpaint{mask: m, h: h, w: w}, nil
+	return p, nil
 }
 
 // Name implements Operator.
@@ -81,7 +86,26 @@ func (p *Inpaint) Pinv(be nn.Backend, y *nn.Tensor) (*nn.Tensor, error) {
 func (*Inpaint) HasPinv() bool { return true }
 
 // Free implements Operator.
-func (p *Inpaint) Free() { nn.Free(p.mask); p.mask = nil }
+func (p *Inpaint) Free() { nn.Free(p.mask, p.holes); p.mask, p.holes = nil, nil }
+
+// project returns x − A†(A x − y) as (1 − m)⊙x + m⊙y, so that the known
+// pixels are exactly y (x − (x − y) can differ from y by a rounding).
+func (p *Inpaint) project(be nn.Backend, x, y *nn.Tensor) (*nn.Tensor, error) {
+	if err := checkImage("inpaint", "image", x, nil); err != nil {
+		return nil, err
+	}
+	if err := checkImage("inpaint", "measurement", y, x.Shape()); err != nil {
+		return nil, err
+	}
+	if _, err := p.MeasShape(x.Shape()); err != nil {
+		return nil, err
+	}
+	keep := be.Binary(nn.Mul, x, p.holes)
+	known := be.Binary(nn.Mul, y, p.mask)
+	out := be.Binary(nn.Add, keep, known)
+	nn.Free(keep, known)
+	return done(be, out)
+}
 
 // BoxMask returns an h×w known-pixel mask with the bh×bw box at (top, left)
 // missing.
