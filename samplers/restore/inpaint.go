@@ -13,7 +13,7 @@ import (
 // A is an orthogonal projection, so Aᵀ = A† = A.
 type Inpaint struct {
 	mask, holes *nn.Tensor // m and 1 − m
-	h, w int
+	h, w        int
 }
 
 // NewInpaint uploads a known-pixel mask of h×w values (1 known, 0 hole;
