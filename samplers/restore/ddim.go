@@ -13,9 +13,10 @@ import (
 //	x̂₀ = (x_t − √(1−ᾱ_t)·ε_θ)/√ᾱ_t (clamped),  x_{t−1} = √ᾱ'·x̂₀ + √(1−ᾱ')·ε_θ,
 //
 // followed by pasting the measurement in at the end where A has a
-// pseudo-inverse: x ← x − A†(A x − y) (known pixels, block means, gray
-// level replaced by the measured ones). Gaussian blur has no A†: its DDIM
-// result is an unconditional sample.
+// pseudo-inverse and y is noiseless: x ← x − A†(A x − y) (known pixels,
+// block means, gray level replaced by the measured ones). Otherwise (blur,
+// which has no A†; any noisy y, which pasting would copy the noise from)
+// the result is the unconditional sample.
 func DDIMPaste(be nn.Backend, prior Prior, p Problem, o Options) (*nn.Tensor, Stats, error) {
 	const method = "ddim"
 	if err := checkProblem(p); err != nil {
@@ -49,7 +50,7 @@ func DDIMPaste(be nn.Backend, prior Prior, p Problem, o Options) (*nn.Tensor, St
 			return nil, Stats{m.calls}, err
 		}
 	}
-	if !p.Op.HasPinv() {
+	if !p.Op.HasPinv() || p.SigmaY > 0 {
 		return x, Stats{m.calls}, nil
 	}
 	out, err := project(be, p.Op, x, p.Y, 1)

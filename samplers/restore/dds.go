@@ -18,9 +18,12 @@ import (
 //	x_{t−1} = √ᾱ'·x̂₀' + √(1−ᾱ'−σ_t²)·ε̂ + σ_t·z,            (DDIM, eq. 14)
 //	σ_t = η·√((1−ᾱ')/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ')
 //
-// With ρ = 0 this is the paper's Krylov-subspace update: M steps of CG on
+// Noiseless, ρ defaults to 0: the paper's Krylov-subspace update: M steps of CG on
 // the normal equations AᵀA x = Aᵀy from x̂₀ keep x̂₀' in x̂₀ + K_M, and
-// stopping early regularises noisy measurements. CG runs entirely on the
+// stopping early regularises. With noise (σ_y > 0) and no Options.CGRho,
+// ρ_t = σ_y²·ᾱ_t/(1−ᾱ_t): the MAP weight of a Gaussian N(x̂₀, (1−ᾱ_t)/ᾱ_t·I)
+// around Tweedie's estimate against the likelihood N(y; Ax, σ_y²I) (without
+// it, denoising's A = I would make CG return the noisy y in one step). CG runs entirely on the
 // device: the scalars α = rᵀr / pᵀNp and β = r'ᵀr' / rᵀr are [1] tensors
 // (Reduce of a product) broadcast into the updates, so nothing is read
 // back; a tiny 1e-30 in the denominators makes a converged CG (r = 0) take
@@ -62,7 +65,11 @@ func DDS(be nn.Backend, prior Prior, p Problem, o Options) (*nn.Tensor, Stats, e
 			return nil, Stats{m.calls}, err
 		}
 		x0 := tweedie(be, x, eps, at)
-		x0c, err := ConjugateGradient(be, p.Op, aty, x0, o.CGRho, cg)
+		rho := o.CGRho
+		if rho == 0 && p.SigmaY > 0 {
+			rho = p.SigmaY * p.SigmaY * at / (1 - at)
+		}
+		x0c, err := ConjugateGradient(be, p.Op, aty, x0, rho, cg)
 		nn.Free(x0)
 		if err != nil {
 			nn.Free(x, eps)

@@ -36,7 +36,8 @@ type Options struct {
 	// (default 0.15); plain DDIM always uses 0.
 	Eta *float64
 	// CGSteps (DDS, default 5) and CGRho ρ ≥ 0 of (AᵀA + ρI)x = Aᵀy + ρx̂₀
-	// (default 0: the Krylov-subspace form of the paper).
+	// (default: 0 for noiseless measurements, the Krylov-subspace form of
+	// the paper; σ_y²·ᾱ_t/(1−ᾱ_t) with noise, see DDS).
 	CGSteps int
 	CGRho   float64
 	// RED-Diff: Adam learning rate (default 0.1), λ of w_t = λ·√((1−ᾱ)/ᾱ)

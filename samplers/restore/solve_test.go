@@ -289,3 +289,59 @@ func TestSolveErrors(t *testing.T) {
 	_, _, err := Solve(be, "ddnm", Prior{}, p, o)
 	require.ErrorContains(t, err, "nil ε-model")
 }
+
+// oracleEps is the exact ε-model of a prior concentrated on one image x*:
+// ε(x, t) = (x − √ᾱ_t·x*)/√(1−ᾱ_t). Every solver must then return x*
+// (up to its discretisation), which checks the solvers' formulas
+// independently of any trained network.
+func oracleEps(t *testing.T, be nn.Backend, xs *nn.Tensor) samplers.EpsFunc {
+	var cfg samplers.SchedulerConfig
+	cfg.Defaults()
+	ac, err := cfg.AlphasCumprod()
+	require.NoError(t, err)
+	return func(be nn.Backend, x *nn.Tensor, tt float32) (*nn.Tensor, error) {
+		a := float64(ac[int(tt)])
+		return be.Axpby(float32(1/math.Sqrt(1-a)), x, float32(-math.Sqrt(a)/math.Sqrt(1-a)), xs), be.Err()
+	}
+}
+
+// TestSolveOracle: with the exact ε of a point-mass prior at the true
+// image, every solver recovers it (max abs error below the bound of each
+// solver, printed with -v).
+func TestSolveOracle(t *testing.T) {
+	be := nn.NewCPU()
+	for _, task := range []string{"inpaint", "sr4", "deblur", "denoise", "colorize"} {
+		p, xv := testProblem(t, be, task)
+		xs := be.Upload(p.Shape, xv)
+		prior := Prior{Eps: oracleEps(t, be, xs)}
+		for _, solver := range Solvers[1:] {
+			if Supports(solver, p.Op, p.SigmaY) != nil {
+				continue
+			}
+			x, _, err := Solve(be, solver, prior, p, Options{Steps: 20, Seed: 1})
+			require.NoError(t, err)
+			d := maxAbsDiff(xv, read(t, be, x))
+			t.Logf("%-9s %-8s max |x − x*| = %.3g", task, solver, d)
+			bound := 1e-4
+			switch solver {
+			case "reddiff": // 20 Adam steps of lr 0.1 from A†y
+				bound = 0.3
+				if p.SigmaY > 0 {
+					// For a point-mass prior the default weights (λ = 0.25,
+					// σ = 1) have their optimum at μ = (λx* + y)/(1 + λ):
+					// closer to x* than y, but mostly y.
+					bound = maxAbsDiff(xv, read(t, be, p.Y))
+				}
+			case "sde": // stochastic PC with 20 steps
+				bound = 0.1
+			case "dds":
+				if p.SigmaY > 0 { // the last CG keeps y's noise with weight 1/(1+ρ_t)
+					bound = 0.01
+				}
+			}
+			require.Less(t, d, bound, "%s %s", task, solver)
+			nn.Free(x)
+		}
+		nn.Free(xs)
+	}
+}
