@@ -1,0 +1,512 @@
+//go:build !js
+
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"retrace/nn"
+	"retrace/nn/imageio"
+	"retrace/nn/pack"
+	"retrace/samplers"
+	"retrace/samplers/restore"
+)
+
+func init() {
+	commands = append(commands,
+		command{"restore", "restore an image with a pixel-space diffusion prior (--model, --image, --task, --solver, --out)", cmdRestore},
+		command{"bench-restore", "PSNR/SSIM/calls/time of every task × solver over a folder of PNGs (--model, --images, --json)", cmdBenchRestore})
+}
+
+// restoreFlags are the flags shared by restore and bench-restore.
+type restoreFlags struct {
+	model, backend, prompt string
+	f16                    bool
+	steps                  int
+	seed                   uint64
+	sigmaY, blurSigma, eta float64
+	cgSteps                int
+}
+
+func (r *restoreFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.model, "model", "", "pixel-space model: a UNet2DModel folder (config.json), or a pipeline folder / pack without VAE")
+	fs.StringVar(&r.backend, "backend", "gpu", "gpu (WebGPU) or cpu (the Go reference)")
+	fs.StringVar(&r.prompt, "prompt", "", "prompt of a conditional model (default \"\": the null prompt)")
+	fs.BoolVar(&r.f16, "f16", false, "store weights of diffusers folders as f16 on the device")
+	fs.IntVar(&r.steps, "steps", 50, "model timesteps")
+	fs.Uint64Var(&r.seed, "seed", 0, "noise seed")
+	fs.Float64Var(&r.sigmaY, "sigma-y", 0, "measurement noise σ_y in [0, 1] pixel units (denoise: default 0.1)")
+	fs.Float64Var(&r.blurSigma, "blur-sigma", 2, "Gaussian blur σ in pixels (deblur)")
+	fs.Float64Var(&r.eta, "eta", -1, "η of ddnm (default 0.85) and dds (default 0.15)")
+	fs.IntVar(&r.cgSteps, "cg-steps", 5, "conjugate-gradient steps per timestep (dds)")
+}
+
+func (r *restoreFlags) options() restore.Options {
+	o := restore.Options{Steps: r.steps, Seed: r.seed, CGSteps: r.cgSteps}
+	if r.eta >= 0 {
+		o.Eta = &r.eta
+	}
+	return o
+}
+
+// sigmaYFor returns σ_y in the model's [−1, 1] units for a task.
+func (r *restoreFlags) sigmaYFor(task string) float64 {
+	s := r.sigmaY
+	if task == "denoise" && s == 0 {
+		s = 0.1
+	}
+	return 2 * s
+}
+
+func (r *restoreFlags) backendOf() (nn.Backend, func(), error) {
+	mf := modelFlags{backend: r.backend}
+	return mf.backendOf()
+}
+
+// restoreModel is a pixel-space prior and the image size it works at.
+type restoreModel struct {
+	prior      restore.Prior
+	c, h, w    int
+	desc       string
+	free       func()
+	schedulerN string // where the noise schedule came from
+}
+
+// loadRestoreModel loads a pixel-space model: a diffusers UNet2DModel
+// folder (unconditional), or a pipeline folder / pack whose VAE is absent
+// (a conditional UNet, run with the prompt's embedding and no guidance).
+func loadRestoreModel(be nn.Backend, r *restoreFlags) (*restoreModel, error) {
+	path := r.model
+	if path == "" {
+		return nil, errors.New("--model is required")
+	}
+	st := nn.F32
+	if r.f16 {
+		st = nn.F16
+	}
+	_, errPack := os.Stat(filepath.Join(path, "manifest.json"))
+	_, errPipe := os.Stat(filepath.Join(path, "model_index.json"))
+	if errPack == nil || errPipe == nil {
+		sd, err := samplers.LoadStableDiffusionAny(be, path, st)
+		if err != nil {
+			return nil, err
+		}
+		if sd.VAE != nil {
+			sd.Free()
+			return nil, fmt.Errorf("restore: %s is a latent-space pipeline (it has a VAE); the solvers need a pixel-space model", path)
+		}
+		var cfg samplers.SchedulerConfig
+		if errPack == nil {
+			p, err := pack.Open(path)
+			if err == nil {
+				var sc *pack.Source
+				if sc, err = p.Component("scheduler"); err == nil {
+					cfg, err = samplers.ParseSchedulerConfig(sc.Config())
+				}
+				p.Close()
+			}
+			if err != nil {
+				sd.Free()
+				return nil, err
+			}
+		} else if cfg, err = samplers.LoadSchedulerConfig(filepath.Join(path, "scheduler", "scheduler_config.json")); err != nil {
+			sd.Free()
+			return nil, err
+		}
+		cond, err := sd.EncodePrompt(be, r.prompt)
+		if err != nil {
+			sd.Free()
+			return nil, err
+		}
+		c, s := sd.UNet.Config.InChannels, sd.UNet.Config.SampleSize
+		return &restoreModel{
+			prior: restore.Prior{Eps: samplers.CondUNetEps(sd.UNet, cond, nil, 1), Config: cfg},
+			c:     c, h: s, w: s, desc: fmt.Sprintf("conditional pixel-space pipeline, prompt %q", r.prompt),
+			free: func() { nn.Free(cond); sd.Free() }, schedulerN: "pipeline scheduler",
+		}, nil
+	}
+	m, err := nn.LoadUNet2DModelDir(be, path, st)
+	if err != nil {
+		return nil, err
+	}
+	h, w, err := sampleSize(m.Config.SampleSize)
+	if err != nil {
+		m.Free()
+		return nil, err
+	}
+	cfg, src := samplers.SchedulerConfig{}, "DDPM defaults (linear β 1e-4…0.02, 1000 steps)"
+	for _, f := range []string{filepath.Join(path, "scheduler_config.json"), filepath.Join(filepath.Dir(path), "scheduler", "scheduler_config.json")} {
+		if _, err := os.Stat(f); err == nil {
+			if cfg, err = samplers.LoadSchedulerConfig(f); err != nil {
+				m.Free()
+				return nil, err
+			}
+			src = f
+			break
+		}
+	}
+	return &restoreModel{prior: restore.Prior{Eps: samplers.UNetEps(m), Config: cfg}, c: m.Config.InChannels, h: h, w: w,
+		desc: "unconditional UNet2DModel", free: m.Free, schedulerN: src}, nil
+}
+
+// sampleSize reads a UNet2DModel's sample_size (an int or [h, w]).
+func sampleSize(v any) (int, int, error) {
+	switch s := v.(type) {
+	case float64:
+		return int(s), int(s), nil
+	case []any:
+		if len(s) == 2 {
+			h, ok1 := s[0].(float64)
+			w, ok2 := s[1].(float64)
+			if ok1 && ok2 {
+				return int(h), int(w), nil
+			}
+		}
+	}
+	return 0, 0, fmt.Errorf("restore: sample_size %v: want an int or [h, w]", v)
+}
+
+// loadPicture decodes an image file.
+func loadPicture(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := imageio.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}
+
+// toModel converts a picture to the model's [1, C, H, W] values in [−1, 1]
+// (centre crop, area resize; one channel = the mean of R, G, B).
+func toModel(img image.Image, c, h, w int) ([]float32, error) {
+	v, _, err := imageio.ToCHW(img, w, h)
+	if err != nil {
+		return nil, err
+	}
+	switch c {
+	case 3:
+		return v, nil
+	case 1:
+		g := make([]float32, h*w)
+		for i := range g {
+			g[i] = (v[i] + v[h*w+i] + v[2*h*w+i]) / 3
+		}
+		return g, nil
+	}
+	return nil, fmt.Errorf("restore: models with %d channels are not supported (1 or 3)", c)
+}
+
+// writeModelImage writes x [1, C, H, W] in [−1, 1] as an image.
+func writeModelImage(be nn.Backend, x *nn.Tensor, path string) error {
+	img := be.Affine(x, 0.5, 0.5)
+	defer nn.Free(img)
+	return writeImage(be, img, path)
+}
+
+// maskFor reads --mask (same size as the input picture, light = hole),
+// resized like the picture, or a random mask.
+func maskFor(maskPath string, random float64, seed uint64, pic image.Image, h, w int) ([]float32, error) {
+	if maskPath != "" && random > 0 {
+		return nil, errors.New("restore: give --mask or --mask-random, not both")
+	}
+	if random > 0 {
+		return restore.RandomMask(h, w, random, seed)
+	}
+	if maskPath == "" {
+		return nil, nil // centre box
+	}
+	mimg, err := loadPicture(maskPath)
+	if err != nil {
+		return nil, err
+	}
+	pb, mb := pic.Bounds(), mimg.Bounds()
+	if pb.Dx() != mb.Dx() || pb.Dy() != mb.Dy() {
+		return nil, fmt.Errorf("restore: mask %s is %d×%d, the image is %d×%d", maskPath, mb.Dx(), mb.Dy(), pb.Dx(), pb.Dy())
+	}
+	if mb.Dx() == w && mb.Dy() == h {
+		return restore.MaskFromImage(mimg, w, h)
+	}
+	v, _, err := imageio.ToCHW(mimg, w, h) // same crop and resize as the picture
+	if err != nil {
+		return nil, err
+	}
+	known := make([]float32, h*w)
+	for i := range known {
+		if (0.299*v[i]+0.587*v[h*w+i]+0.114*v[2*h*w+i])/2+0.5 < 0.5 {
+			known[i] = 1
+		}
+	}
+	return known, nil
+}
+
+func cmdRestore(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	var rf restoreFlags
+	rf.register(fs)
+	in := fs.String("image", "", "input image (.png or .jpg): the clean picture to degrade and restore")
+	task := fs.String("task", "inpaint", "task: "+strings.Join(restore.Tasks, ", "))
+	solver := fs.String("solver", "ddnm", "solver: "+strings.Join(restore.Solvers, ", "))
+	maskPath := fs.String("mask", "", "inpainting mask, same size as --image, light = hole (default: a centred box)")
+	maskRandom := fs.Float64("mask-random", 0, "inpainting: drop this fraction of pixels at random instead")
+	dst := fs.String("out", "out.png", "restored image")
+	degraded := fs.String("degraded", "", "also write the degraded measurement y here (holes gray, low resolution for sr, gray for colorize)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *in == "" {
+		return errors.New("restore: --image is required")
+	}
+	pic, err := loadPicture(*in)
+	if err != nil {
+		return err
+	}
+	be, closeBE, err := rf.backendOf()
+	if err != nil {
+		return err
+	}
+	defer closeBE()
+	m, err := loadRestoreModel(be, &rf)
+	if err != nil {
+		return err
+	}
+	defer m.free()
+	xv, err := toModel(pic, m.c, m.h, m.w)
+	if err != nil {
+		return err
+	}
+	known, err := maskFor(*maskPath, *maskRandom, rf.seed, pic, m.h, m.w)
+	if err != nil {
+		return err
+	}
+	op, err := restore.NewOperator(be, *task, m.c, restore.TaskOptions{Known: known, H: m.h, W: m.w, BlurSigma: rf.blurSigma})
+	if err != nil {
+		return err
+	}
+	defer op.Free()
+	sigmaY := rf.sigmaYFor(*task)
+	if err := restore.Supports(*solver, op, sigmaY); err != nil {
+		return err
+	}
+	shape := []int{1, m.c, m.h, m.w}
+	x := be.Upload(shape, xv)
+	y, err := restore.Degrade(be, op, x, sigmaY, samplers.NewNoise(rf.seed^0x9e3779b97f4a7c15))
+	nn.Free(x)
+	if err != nil {
+		return err
+	}
+	defer nn.Free(y)
+	if *degraded != "" {
+		if err := writeModelImage(be, y, *degraded); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "model: %s, %d×%d×%d, schedule: %s\n", m.desc, m.c, m.h, m.w, m.schedulerN)
+	o := rf.options()
+	o.OnStep = func(k int, _ *nn.Tensor) error {
+		fmt.Fprintf(out, "\rstep %d/%d", k+1, rf.steps)
+		return nil
+	}
+	start := time.Now()
+	res, st, err := restore.Solve(be, *solver, m.prior, restore.Problem{Op: op, Y: y, Shape: shape, SigmaY: sigmaY}, o)
+	fmt.Fprintln(out)
+	if err != nil {
+		return err
+	}
+	defer nn.Free(res)
+	if err := writeModelImage(be, res, *dst); err != nil {
+		return err
+	}
+	rv, err := be.Read(res)
+	if err != nil {
+		return err
+	}
+	psnr, _ := restore.PSNR(to01(xv), to01(rv))
+	fmt.Fprintf(out, "wrote %s: %s × %s, %d model calls, %.1fs, PSNR vs the input %.2f dB\n", *dst, *task, *solver, st.Calls, time.Since(start).Seconds(), psnr)
+	return nil
+}
+
+func to01(v []float32) []float32 {
+	o := make([]float32, len(v))
+	for i, f := range v {
+		o[i] = min(max(f/2+0.5, 0), 1)
+	}
+	return o
+}
+
+// benchRow is one line of bench-restore: a task × solver averaged over the
+// images (or one image with --per-image).
+type benchRow struct {
+	Task   string  `json:"task"`
+	Solver string  `json:"solver"`
+	Image  string  `json:"image,omitempty"`
+	N      int     `json:"n"`
+	PSNR   float64 `json:"psnr"`
+	SSIM   float64 `json:"ssim"`
+	Calls  float64 `json:"calls"`
+	Ms     float64 `json:"ms"`
+	Error  string  `json:"error,omitempty"`
+}
+
+func cmdBenchRestore(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bench-restore", flag.ContinueOnError)
+	var rf restoreFlags
+	rf.register(fs)
+	dir := fs.String("images", "", "folder of ground-truth PNGs")
+	limit := fs.Int("limit", 0, "use the first N images (sorted by name; 0: all)")
+	tasks := fs.String("tasks", strings.Join(restore.Tasks, ","), "comma-separated tasks")
+	solvers := fs.String("solvers", strings.Join(restore.Solvers, ","), "comma-separated solvers")
+	perImage := fs.Bool("per-image", false, "one line per image as well")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("bench-restore: --images is required")
+	}
+	files, err := filepath.Glob(filepath.Join(*dir, "*.png"))
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	if *limit > 0 && len(files) > *limit {
+		files = files[:*limit]
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("bench-restore: no PNG in %s", *dir)
+	}
+	be, closeBE, err := rf.backendOf()
+	if err != nil {
+		return err
+	}
+	defer closeBE()
+	m, err := loadRestoreModel(be, &rf)
+	if err != nil {
+		return err
+	}
+	defer m.free()
+	truth := make([][]float32, len(files))
+	for i, f := range files {
+		pic, err := loadPicture(f)
+		if err != nil {
+			return err
+		}
+		if truth[i], err = toModel(pic, m.c, m.h, m.w); err != nil {
+			return err
+		}
+	}
+	emit := func(r benchRow) {
+		if *asJSON {
+			b, _ := json.Marshal(r)
+			fmt.Fprintln(out, string(b))
+			return
+		}
+		if r.Error != "" {
+			fmt.Fprintf(out, "%-9s %-8s %s error: %s\n", r.Task, r.Solver, r.Image, r.Error)
+			return
+		}
+		fmt.Fprintf(out, "%-9s %-8s %-24s n=%-4d PSNR %6.2f dB  SSIM %.4f  calls %5.0f  %9.1f ms/image\n", r.Task, r.Solver, r.Image, r.N, r.PSNR, r.SSIM, r.Calls, r.Ms)
+	}
+	shape := []int{1, m.c, m.h, m.w}
+	for _, task := range strings.Split(*tasks, ",") {
+		task = strings.TrimSpace(task)
+		if task == "colorize" && m.c != 3 {
+			emit(benchRow{Task: task, Error: fmt.Sprintf("skipped: the model has %d channel(s)", m.c)})
+			continue
+		}
+		op, err := restore.NewOperator(be, task, m.c, restore.TaskOptions{H: m.h, W: m.w, BlurSigma: rf.blurSigma})
+		if err != nil {
+			return err
+		}
+		sigmaY := rf.sigmaYFor(task)
+		for _, solver := range strings.Split(*solvers, ",") {
+			solver = strings.TrimSpace(solver)
+			if err := restore.Supports(solver, op, sigmaY); err != nil {
+				if !slices.Contains(restore.Solvers, solver) {
+					op.Free()
+					return err
+				}
+				continue
+			}
+			agg := benchRow{Task: task, Solver: solver}
+			for i, f := range files {
+				r, err := benchOne(be, m, op, solver, truth[i], shape, sigmaY, rf, uint64(i))
+				r.Task, r.Solver, r.Image = task, solver, filepath.Base(f)
+				if err != nil {
+					r.Error = err.Error()
+					emit(r)
+					agg.Error = "some images failed"
+					continue
+				}
+				if *perImage {
+					emit(r)
+				}
+				agg.N++
+				agg.PSNR += r.PSNR
+				agg.SSIM += r.SSIM
+				agg.Calls += r.Calls
+				agg.Ms += r.Ms
+			}
+			if agg.N > 0 {
+				n := float64(agg.N)
+				agg.PSNR, agg.SSIM, agg.Calls, agg.Ms = agg.PSNR/n, agg.SSIM/n, agg.Calls/n, agg.Ms/n
+			}
+			emit(agg)
+		}
+		op.Free()
+	}
+	return nil
+}
+
+// benchOne degrades one ground-truth image (noise seed = image index),
+// restores it and scores the result in [0, 1].
+func benchOne(be nn.Backend, m *restoreModel, op restore.Operator, solver string, xv []float32, shape []int, sigmaY float64, rf restoreFlags, idx uint64) (benchRow, error) {
+	x := be.Upload(shape, xv)
+	y, err := restore.Degrade(be, op, x, sigmaY, samplers.NewNoise(1_000_003*idx+17))
+	nn.Free(x)
+	if err != nil {
+		return benchRow{}, err
+	}
+	defer nn.Free(y)
+	o := rf.options()
+	o.Seed = rf.seed + idx
+	start := time.Now()
+	res, st, err := restore.Solve(be, solver, m.prior, restore.Problem{Op: op, Y: y, Shape: shape, SigmaY: sigmaY}, o)
+	if err != nil {
+		return benchRow{}, err
+	}
+	rv, err := be.Read(res) // waits for the device: the time includes the work
+	nn.Free(res)
+	if err != nil {
+		return benchRow{}, err
+	}
+	ms := float64(time.Since(start).Microseconds()) / 1000
+	a, b := to01(xv), to01(rv)
+	psnr, err := restore.PSNR(a, b)
+	if err != nil {
+		return benchRow{}, err
+	}
+	if math.IsInf(psnr, 1) {
+		psnr = 100
+	}
+	ssim, err := restore.SSIM(a, b, shape[1], shape[2], shape[3])
+	if err != nil {
+		return benchRow{}, err
+	}
+	return benchRow{N: 1, PSNR: psnr, SSIM: ssim, Calls: float64(st.Calls), Ms: ms}, nil
+}
