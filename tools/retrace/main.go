@@ -1,12 +1,10 @@
 //go:build !js
 
-// Command retrace is the native command-line front end: device information,
-// op and model benchmarks, and (as later issues land) generation and editing.
-//
-//	retrace info [--json]
-//	retrace bench [--json] [--filter REGEXP] [--time 1s] [--backend gpu,cpu]
-//	retrace convert --in DIR|FILE --out PACK [--quant mixed] [--group 64] [--shard-mb 64]
-//	retrace packinfo PACK [--json]
+// Command retrace is the native command-line front end: device
+// information, op and model benchmarks, generation, editing by inversion,
+// restoration, watermarks, pack conversion, and the dev server and site
+// builder of the browser product. `retrace help` lists the commands (each
+// file registers its own in init); `retrace <command> -h` shows its flags.
 package main
 
 import (
@@ -63,7 +61,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: retrace <command> [flags]   (retrace <command> -h for its flags)")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.help)
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.help)
 	}
 }
 
