@@ -2,60 +2,28 @@ package samplers
 
 import (
 	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"retrace/nn"
 	"retrace/nn/golden"
-	"retrace/nn/gpu"
 	"retrace/nn/tokenizer"
+	"retrace/samplers/samplertest"
 )
 
-var (
-	gpuOnce sync.Once
-	gpuBE   *nn.GPU
-	gpuErr  error
-)
-
-func testGPU(t testing.TB) *nn.GPU {
-	t.Helper()
-	gpuOnce.Do(func() { gpuBE, gpuErr = nn.OpenGPU(gpu.Options{}) })
-	if gpuErr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no WebGPU device: %v", gpuErr)
-		}
-		t.Skipf("no WebGPU device: %v", gpuErr)
-	}
-	gpuBE.ClearErr()
-	return gpuBE
-}
+func testGPU(t testing.TB) *nn.GPU { return samplertest.GPU(t) }
 
 func bothBackends(t *testing.T, fn func(t *testing.T, be nn.Backend)) {
-	t.Run("cpu", func(t *testing.T) { fn(t, nn.NewCPU()) })
-	t.Run("gpu", func(t *testing.T) { fn(t, testGPU(t)) })
+	samplertest.BothBackends(t, fn)
 }
+
+func read(t testing.TB, be nn.Backend, x *nn.Tensor) []float32 { return samplertest.Read(t, be, x) }
 
 func requireClose(t testing.TB, want, got []float32, atol, rtol float64, msg string) {
-	t.Helper()
-	require.Equal(t, len(want), len(got), msg)
-	for i := range want {
-		d := math.Abs(float64(want[i]) - float64(got[i]))
-		if !(d <= atol+rtol*math.Abs(float64(want[i]))) {
-			t.Fatalf("%s: element %d: got %v want %v", msg, i, got[i], want[i])
-		}
-	}
-}
-
-func read(t testing.TB, be nn.Backend, x *nn.Tensor) []float32 {
-	t.Helper()
-	v, err := be.Read(x)
-	require.NoError(t, err)
-	return v
+	samplertest.RequireClose(t, want, got, atol, rtol, msg)
 }
 
 // TestGoldenSDPipelineTiny reproduces diffusers' StableDiffusionPipeline on

@@ -1,8 +1,6 @@
 package samplers
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,38 +11,8 @@ import (
 	"retrace/nn/pack"
 )
 
-// tinyPipelineFolder lays the tiny fixtures out as a diffusers pipeline
-// folder (model_index.json + component subfolders).
-func tinyPipelineFolder(t *testing.T) string {
-	dir, _ := golden.Open(t, "sd_pipeline_tiny")
-	var cfg struct {
-		Components struct {
-			Scheduler json.RawMessage `json:"scheduler"`
-		} `json:"components"`
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(b, &cfg))
-	out := t.TempDir()
-	link := func(src, dst string) {
-		abs, err := filepath.Abs(src)
-		require.NoError(t, err)
-		require.NoError(t, os.Symlink(abs, filepath.Join(out, dst)))
-	}
-	link(filepath.Join(dir, "../clip_text_tiny/tokenizer"), "tokenizer")
-	link(filepath.Join(dir, "../clip_text_tiny"), "text_encoder")
-	link(filepath.Join(dir, "../unet2dcond_tiny"), "unet")
-	link(filepath.Join(dir, "../vae_tiny"), "vae")
-	require.NoError(t, os.MkdirAll(filepath.Join(out, "scheduler"), 0o755))
-	sc := map[string]any{}
-	require.NoError(t, json.Unmarshal(cfg.Components.Scheduler, &sc))
-	sc["_class_name"] = "DDIMScheduler"
-	sb, _ := json.Marshal(sc)
-	require.NoError(t, os.WriteFile(filepath.Join(out, "scheduler", "scheduler_config.json"), sb, 0o644))
-	idx := `{"_class_name": "StableDiffusionPipeline", "tokenizer": ["transformers", "CLIPTokenizer"], "text_encoder": ["transformers", "CLIPTextModel"], "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDIMScheduler"]}`
-	require.NoError(t, os.WriteFile(filepath.Join(out, "model_index.json"), []byte(idx), 0o644))
-	return out
-}
+// tinyPipelineFolder lays the tiny fixtures out as a diffusers pipeline folder.
+func tinyPipelineFolder(t *testing.T) string { return golden.TinyPipelineFolder(t) }
 
 // A diffusers pipeline folder and its f16 / q8 packs generate the same
 // image (within the quantisation error) through the same loader.

@@ -6,39 +6,22 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"retrace/nn"
 	"retrace/nn/golden"
-	"retrace/nn/gpu"
+	"retrace/samplers/samplertest"
 )
 
-var (
-	gpuOnce sync.Once
-	gpuBE   *nn.GPU
-	gpuErr  error
-)
-
-func testGPU(t testing.TB) *nn.GPU {
-	t.Helper()
-	gpuOnce.Do(func() { gpuBE, gpuErr = nn.OpenGPU(gpu.Options{}) })
-	if gpuErr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no WebGPU device: %v", gpuErr)
-		}
-		t.Skipf("no WebGPU device: %v", gpuErr)
-	}
-	gpuBE.ClearErr()
-	return gpuBE
-}
+func testGPU(t testing.TB) *nn.GPU { return samplertest.GPU(t) }
 
 func bothBackends(t *testing.T, fn func(t *testing.T, be nn.Backend)) {
-	t.Run("cpu", func(t *testing.T) { fn(t, nn.NewCPU()) })
-	t.Run("gpu", func(t *testing.T) { fn(t, testGPU(t)) })
+	samplertest.BothBackends(t, fn)
 }
+
+func read(t testing.TB, be nn.Backend, x *nn.Tensor) []float32 { return samplertest.Read(t, be, x) }
 
 func requireClose(t testing.TB, want, got []float32, atol float64, msg string) {
 	t.Helper()

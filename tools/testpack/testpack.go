@@ -10,11 +10,9 @@
 package testpack
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
-	"path/filepath"
 
+	goldenpkg "retrace/nn/golden"
 	"retrace/nn/pack"
 )
 
@@ -26,41 +24,7 @@ func Write(golden, out, mode string, shard int64) (*pack.Manifest, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	b, err := os.ReadFile(filepath.Join(golden, "sd_pipeline_tiny", "config.json"))
-	if err != nil {
-		return nil, err
-	}
-	var cfg struct {
-		Components struct {
-			Scheduler map[string]any `json:"scheduler"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, fmt.Errorf("sd_pipeline_tiny/config.json: %w", err)
-	}
-	for dst, src := range map[string]string{
-		"tokenizer": "clip_text_tiny/tokenizer", "text_encoder": "clip_text_tiny",
-		"unet": "unet2dcond_tiny", "vae": "vae_tiny",
-	} {
-		abs, err := filepath.Abs(filepath.Join(golden, src))
-		if err != nil {
-			return nil, err
-		}
-		if err := os.Symlink(abs, filepath.Join(tmp, dst)); err != nil {
-			return nil, err
-		}
-	}
-	sc := cfg.Components.Scheduler
-	sc["_class_name"] = "DDIMScheduler"
-	sb, _ := json.Marshal(sc)
-	if err := os.MkdirAll(filepath.Join(tmp, "scheduler"), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "scheduler", "scheduler_config.json"), sb, 0o644); err != nil {
-		return nil, err
-	}
-	idx := `{"_class_name": "StableDiffusionPipeline", "tokenizer": ["transformers", "CLIPTokenizer"], "text_encoder": ["transformers", "CLIPTextModel"], "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDIMScheduler"]}`
-	if err := os.WriteFile(filepath.Join(tmp, "model_index.json"), []byte(idx), 0o644); err != nil {
+	if err := goldenpkg.LayoutTinyPipeline(golden, tmp); err != nil {
 		return nil, err
 	}
 	if err := os.RemoveAll(out); err != nil {
