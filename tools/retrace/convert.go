@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"retrace/nn"
 	"retrace/nn/pack"
 )
 
@@ -131,6 +132,25 @@ func cmdPackinfo(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%-13s %10.2f MiB\n", "files", float64(s.Files)/(1<<20))
 	}
 	return nil
+}
+
+func storageBench(name string) bool {
+	for _, n := range pack.StorageBenches {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// benchStorage times an SD-1.5 UNet step from pack storage (f32, q8, q4)
+// with the storage bindings capped at 128 MiB (pack.BenchSD15UNetStorage).
+func benchStorage(be nn.Backend, adapter, name string) (nn.BenchResult, error) {
+	r, cold, err := pack.BenchSD15UNetStorage(be, adapter, name, 1, 128<<20)
+	if err == nil {
+		r.Variant += fmt.Sprintf(", first run %.1f s", cold.Seconds())
+	}
+	return r, err
 }
 
 func init() {
