@@ -136,25 +136,95 @@ func Quantize(format DType, shape []int, v []float32, group int) (*QuantTensor, 
 				}
 				continue
 			}
-			lo, hi := math.Inf(1), math.Inf(-1)
-			for _, x := range row[k0:k1] {
-				lo, hi = math.Min(lo, float64(x)), math.Max(hi, float64(x))
-			}
-			mh := Float16(float32(lo))
-			m := float64(Float16To32(mh))
-			dh := Float16(float32((hi - m) / 15))
-			d := float64(Float16To32(dh))
+			dh, mh := q4Params(row[k0:k1])
+			d, m := float64(Float16To32(dh)), float64(Float16To32(mh))
 			q.Scales[si] = uint32(dh) | uint32(mh)<<16
 			for k := k0; k < k1; k++ {
-				iv := 0
-				if d > 0 {
-					iv = int(math.Max(0, math.Min(15, math.RoundToEven((float64(row[k])-m)/d))))
-				}
-				data[k/8] |= uint32(iv) << (4 * (k % 8))
+				data[k/8] |= uint32(q4Level(float64(row[k]), d, m)) << (4 * (k % 8))
 			}
 		}
 	}
 	return q, nil
+}
+
+// q4Level is the nearest of the 16 levels q·d + m to x.
+func q4Level(x, d, m float64) int {
+	if d <= 0 {
+		return 0
+	}
+	return int(math.Max(0, math.Min(15, math.RoundToEven((x-m)/d))))
+}
+
+// Q4Search is the number of range candidates q4Params tries on each side
+// of the min/max range; negative: min/max only (the quantizer before the
+// search, kept to measure what the search gains).
+var Q4Search = 4
+
+// Q4Refine is the number of Lloyd steps after the search.
+var Q4Refine = 2
+
+// q4Params chooses a group's f16 step d and offset m minimising the squared
+// error Σ (x − (q·d + m))² over a few candidates (the idea of llama.cpp's
+// make_qkx2_quants): the min/max range (d = (max − min)/15, m = min), then
+// for range scales 15/(15 + 0.5·i), i = −Q4Search … Q4Search, the levels
+// that scale assigns and the least-squares d, m of those levels. Each
+// candidate is scored after rounding d and m to f16 and re-assigning every
+// element to its nearest level, exactly as stored, so the result is never
+// worse than min/max. Clipping the range helps bell-shaped (trained)
+// weights most: the rare extremes cost less than a coarser step for all.
+func q4Params(x []float32) (dh, mh uint16) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range x {
+		lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
+	}
+	best := math.Inf(1)
+	try := func(d, m float64) {
+		cd, cm := Float16(float32(d)), Float16(float32(m))
+		fd, fm := float64(Float16To32(cd)), float64(Float16To32(cm))
+		if math.IsInf(fd, 0) || math.IsNaN(fd) || math.IsInf(fm, 0) || math.IsNaN(fm) || fd < 0 {
+			return
+		}
+		var sse float64
+		for _, v := range x {
+			e := float64(v) - (float64(q4Level(float64(v), fd, fm))*fd + fm)
+			sse += e * e
+			if sse >= best {
+				return
+			}
+		}
+		best, dh, mh = sse, cd, cm
+	}
+	try((hi-lo)/15, lo)
+	if hi <= lo || Q4Search < 0 {
+		return dh, mh
+	}
+	n := float64(len(x))
+	// fit tries the least-squares d, m of the levels level(v) assigns.
+	fit := func(level func(v float64) float64) {
+		var sl, sl2, sx, slx float64
+		for _, v := range x {
+			l := level(float64(v))
+			sl += l
+			sl2 += l * l
+			sx += float64(v)
+			slx += l * float64(v)
+		}
+		if det := n*sl2 - sl*sl; det > 0 {
+			if d := (n*slx - sl*sx) / det; d > 0 {
+				try(d, (sl2*sx-sl*slx)/det)
+			}
+		}
+	}
+	for i := -Q4Search; i <= Q4Search; i++ {
+		iscale := (15 + 0.25*float64(i)) / (hi - lo)
+		fit(func(v float64) float64 { return math.Max(0, math.Min(15, math.RoundToEven(iscale*(v-lo)))) })
+	}
+	// Two Lloyd steps from the best: re-assign to its levels, refit.
+	for it := 0; it < Q4Refine; it++ {
+		d, m := float64(Float16To32(dh)), float64(Float16To32(mh))
+		fit(func(v float64) float64 { return float64(q4Level(v, d, m)) })
+	}
+	return dh, mh
 }
 
 // Dequantize returns the float32 values the kernels compute with.

@@ -41,7 +41,9 @@ func TestQuantRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			dq := q.Dequantize()
 			require.Less(t, relL2(v, dq), tc.maxRel)
-			// Per element: at most half a step of the group (plus f16 rounding of the scale).
+			// Per element: at most half a step of the group (plus f16
+			// rounding of the scale), except q4 values outside the
+			// group's levels (the search may clip the range).
 			rl := q.RowLen()
 			for i, x := range v {
 				si := (i/rl)*q.Groups() + (i%rl)/q.Group
@@ -50,6 +52,10 @@ func TestQuantRoundTrip(t *testing.T) {
 					step = float64(Float16To32(uint16(q.Scales[si/2] >> (16 * (si % 2)))))
 				} else {
 					step = float64(Float16To32(uint16(q.Scales[si])))
+					m := float64(Float16To32(uint16(q.Scales[si] >> 16)))
+					if float64(x) < m || float64(x) > m+15*step {
+						continue
+					}
 				}
 				require.LessOrEqual(t, math.Abs(float64(dq[i]-x)), 0.5*step*1.01+1e-3*math.Abs(float64(x))+1e-6, "element %d", i)
 			}
@@ -67,6 +73,37 @@ func TestQuantRoundTrip(t *testing.T) {
 	q, err := Quantize(Q4, []int{2, 8}, []float32{1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0}, 8)
 	require.NoError(t, err)
 	require.Equal(t, []float32{1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0}, q.Dequantize())
+}
+
+// The q4 range search is never worse than min/max per group: each group's
+// squared error is at most the min/max quantizer's.
+func TestQuantQ4Search(t *testing.T) {
+	for _, g := range []int{8, 32, 64, 128} {
+		v := randn(11, 9*300)
+		for i := range v {
+			v[i] = v[i] * v[i] * v[i] // heavy tails: clipping pays
+		}
+		q, err := Quantize(Q4, []int{9, 300}, v, g)
+		require.NoError(t, err)
+		Q4Search = -1
+		q0, err := Quantize(Q4, []int{9, 300}, v, g)
+		Q4Search = 4
+		require.NoError(t, err)
+		dq, dq0 := q.Dequantize(), q0.Dequantize()
+		for r := 0; r < 9; r++ {
+			for k0 := 0; k0 < 300; k0 += g {
+				var e, e0 float64
+				for k := k0; k < min(k0+g, 300); k++ {
+					i := r*300 + k
+					e += math.Pow(float64(dq[i]-v[i]), 2)
+					e0 += math.Pow(float64(dq0[i]-v[i]), 2)
+				}
+				require.LessOrEqual(t, e, e0*(1+1e-9), "row %d group %d", r, k0/g)
+			}
+		}
+		t.Logf("g%d: rel L2 %.4f (min/max %.4f)", g, relL2(v, dq), relL2(v, dq0))
+		require.Less(t, relL2(v, dq), 0.9*relL2(v, dq0))
+	}
 }
 
 func TestQuantErrors(t *testing.T) {

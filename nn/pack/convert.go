@@ -19,6 +19,15 @@ type Policy struct {
 	// Group is the q4 group size (32, 64, 128; 0 means 64). q8 uses one
 	// scale per output channel.
 	Group int
+	// BudgetBytes, when > 0, makes Convert choose q4/q8/f16 per weight by
+	// sensitivity so the shard bytes fit (Plan); the other tensors are
+	// stored as in the mixed mode.
+	BudgetBytes int64
+	// Sensitivity is the budget mode's method: SensAuto (default),
+	// SensMeasure or SensProxy.
+	Sensitivity string
+	// Plan, when set, overrides the choice per component and tensor name.
+	Plan map[string]map[string]Choice
 }
 
 // Modes lists the accepted Policy.Mode values.
@@ -97,6 +106,9 @@ func WriteComponent(w *Writer, component string, src nn.TensorSource, pol Policy
 			shape = []int{1}
 		}
 		format, group := pol.Choose(name, shape)
+		if c, ok := pol.Plan[component][name]; ok {
+			format, group = c.Format, c.Group
+		}
 		var err error
 		switch format {
 		case "f16":
@@ -191,85 +203,188 @@ func openComponent(dir string) (json.RawMessage, nn.TensorSource, func(), error)
 	return nil, nil, nil, fmt.Errorf("%s: no safetensors weights (looked for %v)", dir, weightFiles)
 }
 
-// Convert writes a pack to out from in: a diffusers pipeline folder
-// (model_index.json: unet, vae, text_encoder, tokenizer, scheduler), one
-// model folder (config.json + safetensors) or one .safetensors file
-// (component "model", config.json beside it if present).
-func Convert(in, out string, pol Policy, shardBytes int64, progress Progress) (*Manifest, error) {
-	if !validMode(pol.Mode) {
-		return nil, fmt.Errorf("pack: unknown quantization %q (want one of %v)", pol.Mode, Modes)
-	}
+// source is one component of a conversion input.
+type source struct {
+	component string
+	cfg       json.RawMessage
+	open      func() (nn.TensorSource, func(), error)
+}
+
+// inputs lists the components of in (see Convert) and the extra files of a
+// pipeline folder (tokenizer/…, scheduler config).
+func inputs(in string) (srcs []source, files map[string][]byte, scheduler json.RawMessage, err error) {
 	st, err := os.Stat(in)
 	if err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
+		return nil, nil, nil, fmt.Errorf("pack: %w", err)
 	}
-	w, err := Create(out, shardBytes)
-	if err != nil {
-		return nil, err
-	}
-	addDir := func(component, dir string) error {
-		cfg, src, closer, err := openComponent(dir)
+	dirSource := func(component, dir string) (source, error) {
+		cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
 		if err != nil {
-			return fmt.Errorf("pack: %s: %w", component, err)
+			return source{}, fmt.Errorf("pack: %s: %w", component, err)
 		}
-		defer closer()
 		if component == "" {
 			component = componentName(cfg)
 		}
-		w.SetConfig(component, cfg)
-		return WriteComponent(w, component, src, pol, progress)
+		return source{component, cfg, func() (nn.TensorSource, func(), error) {
+			_, src, closer, err := openComponent(dir)
+			if err != nil {
+				err = fmt.Errorf("pack: %s: %w", component, err)
+			}
+			return src, closer, err
+		}}, nil
 	}
 	switch {
 	case !st.IsDir():
-		f, err := safetensors.Open(in)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if cfg, err := os.ReadFile(filepath.Join(filepath.Dir(in), "config.json")); err == nil {
-			w.SetConfig("model", cfg)
-		}
-		err = WriteComponent(w, "model", nn.SafetensorsSource{Files: []*safetensors.File{f}}, pol, progress)
-		if err != nil {
-			return nil, err
-		}
+		cfg, _ := os.ReadFile(filepath.Join(filepath.Dir(in), "config.json"))
+		srcs = append(srcs, source{"model", cfg, func() (nn.TensorSource, func(), error) {
+			f, err := safetensors.Open(in)
+			if err != nil {
+				return nil, nil, err
+			}
+			return nn.SafetensorsSource{Files: []*safetensors.File{f}}, func() { f.Close() }, nil
+		}})
 	case exists(filepath.Join(in, "model_index.json")):
 		for _, c := range []string{"text_encoder", "unet", "vae"} {
 			if c == "vae" && !exists(filepath.Join(in, c)) {
 				continue // pixel-space pipelines have no VAE
 			}
-			if err := addDir(c, filepath.Join(in, c)); err != nil {
-				return nil, err
+			s, err := dirSource(c, filepath.Join(in, c))
+			if err != nil {
+				return nil, nil, nil, err
 			}
+			srcs = append(srcs, s)
 		}
-		sc, err := os.ReadFile(filepath.Join(in, "scheduler", "scheduler_config.json"))
-		if err != nil {
-			return nil, fmt.Errorf("pack: scheduler: %w", err)
+		if scheduler, err = os.ReadFile(filepath.Join(in, "scheduler", "scheduler_config.json")); err != nil {
+			return nil, nil, nil, fmt.Errorf("pack: scheduler: %w", err)
 		}
-		w.SetConfig("scheduler", sc)
 		ents, err := os.ReadDir(filepath.Join(in, "tokenizer"))
 		if err != nil && exists(filepath.Join(in, "tokenizer")) {
-			return nil, fmt.Errorf("pack: tokenizer: %w", err)
+			return nil, nil, nil, fmt.Errorf("pack: tokenizer: %w", err)
 		}
 		// (no tokenizer: a class-prompt text encoder needs none)
+		files = map[string][]byte{}
 		for _, e := range ents {
 			if e.IsDir() {
 				continue
 			}
 			b, err := os.ReadFile(filepath.Join(in, "tokenizer", e.Name()))
 			if err != nil {
-				return nil, err
+				return nil, nil, nil, err
 			}
-			if err := w.AddFile("tokenizer/"+e.Name(), b); err != nil {
-				return nil, err
-			}
+			files["tokenizer/"+e.Name()] = b
 		}
 	default:
-		if err := addDir("", in); err != nil {
+		s, err := dirSource("", in)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		srcs = append(srcs, s)
+	}
+	return srcs, files, scheduler, nil
+}
+
+// Convert writes a pack to out from in: a diffusers pipeline folder
+// (model_index.json: unet, vae, text_encoder, tokenizer, scheduler), one
+// model folder (config.json + safetensors) or one .safetensors file
+// (component "model", config.json beside it if present). With
+// pol.BudgetBytes set and no pol.Plan, it plans the bits first (Plan).
+func Convert(in, out string, pol Policy, shardBytes int64, progress Progress) (*Manifest, error) {
+	if pol.BudgetBytes > 0 {
+		pol.Mode = "mixed" // what Plan counts for the tensors it does not choose
+	}
+	if !validMode(pol.Mode) {
+		return nil, fmt.Errorf("pack: unknown quantization %q (want one of %v)", pol.Mode, Modes)
+	}
+	srcs, files, scheduler, err := inputs(in)
+	if err != nil {
+		return nil, err
+	}
+	if pol.BudgetBytes > 0 && pol.Plan == nil {
+		if pol.Plan, _, _, err = Plan(in, pol); err != nil {
+			return nil, err
+		}
+	}
+	w, err := Create(out, shardBytes)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range srcs {
+		src, closer, err := s.open()
+		if err != nil {
+			return nil, err
+		}
+		if len(s.cfg) > 0 {
+			w.SetConfig(s.component, s.cfg)
+		}
+		err = WriteComponent(w, s.component, src, pol, progress)
+		closer()
+		if err != nil {
+			return nil, err
+		}
+	}
+	if scheduler != nil {
+		w.SetConfig("scheduler", scheduler)
+	}
+	fnames := make([]string, 0, len(files))
+	for n := range files {
+		fnames = append(fnames, n)
+	}
+	sort.Strings(fnames)
+	for _, n := range fnames {
+		if err := w.AddFile(n, files[n]); err != nil {
 			return nil, err
 		}
 	}
 	return w.Close()
+}
+
+// Plan measures the sensitivity of every weight of in (pol.Sensitivity,
+// default SensAuto; q4 at pol.Group) and chooses q4/q8/f16 per weight so the
+// pack's shard bytes fit pol.BudgetBytes (PlanBudget). Other tensors are
+// stored as in the mixed mode.
+func Plan(in string, pol Policy) (map[string]map[string]Choice, []Sensitivity, PlanStats, error) {
+	srcs, files, _, err := inputs(in)
+	if err != nil {
+		return nil, nil, PlanStats{}, err
+	}
+	g := pol.Group
+	if g == 0 {
+		g = 64
+	}
+	method := pol.Sensitivity
+	if method == "" {
+		method = SensAuto
+	}
+	fixedPol := Policy{Mode: "mixed", Group: g}
+	var fixed int64
+	for _, b := range files {
+		fixed += (int64(len(b)) + 63) / 64 * 64
+	}
+	var sens []Sensitivity
+	for _, s := range srcs {
+		src, closer, err := s.open()
+		if err != nil {
+			return nil, nil, PlanStats{}, err
+		}
+		for _, n := range src.Names() {
+			shape, _ := src.Shape(n)
+			if len(shape) == 0 {
+				shape = []int{1}
+			}
+			if !budgetCandidate(n, shape) {
+				f, gr := fixedPol.Choose(n, shape)
+				fixed += paddedBytes(n, shape, Choice{f, gr})
+			}
+		}
+		ss, err := MeasureSensitivity(s.component, s.cfg, src, g, method)
+		closer()
+		if err != nil {
+			return nil, nil, PlanStats{}, err
+		}
+		sens = append(sens, ss...)
+	}
+	plan, st, err := PlanBudget(sens, fixed, pol.BudgetBytes)
+	return plan, sens, st, err
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -12,47 +14,140 @@ import (
 	"retrace/nn/golden"
 )
 
-// TestPackNumbers prints the tables of docs/PACK.md (slow; run with
-// RETRACE_PACK_NUMBERS=1).
-func TestPackNumbers(t *testing.T) {
-	if os.Getenv("RETRACE_PACK_NUMBERS") == "" {
-		t.Skip("set RETRACE_PACK_NUMBERS=1")
-	}
-	pols := []Policy{{Mode: "f16"}, {Mode: "q8"}, {Mode: "q4", Group: 32}, {Mode: "q4", Group: 64}, {Mode: "q4", Group: 128}, {Mode: "mixed", Group: 32}, {Mode: "mixed", Group: 64}}
-	be := nn.NewCPU()
-	for _, pol := range pols {
-		row := fmt.Sprintf("| %s g%d |", pol.Mode, pol.Group)
-		p, m := convertFixture(t, "unet2dcond_tiny", pol, 0)
-		row += fmt.Sprintf(" %.4f (%d B) |", unetErr(t, be, p), m.Summarize().Total)
-
-		p, m = convertFixture(t, "vae_tiny", pol, 0)
+// fixtureErr runs a tiny fixture from a pack on the Go reference and
+// returns the relative L2 error of its output vs the diffusers golden
+// output (UNet: out.sample; VAE: out.decoded; CLIP: out.last_hidden_state).
+func fixtureErr(t *testing.T, be nn.Backend, fixture string, p *Pack) float64 {
+	switch fixture {
+	case "unet2dcond_tiny":
+		return unetErr(t, be, p)
+	case "vae_tiny":
 		_, io := golden.Open(t, "vae_tiny")
 		vae, err := p.VAE(be)
 		require.NoError(t, err)
+		defer vae.Free()
 		zs, z := golden.F32(t, io, "in.latent")
 		dec, err := vae.Decode(be, be.Upload(zs, z))
 		require.NoError(t, err)
 		_, want := golden.F32(t, io, "out.decoded")
 		got, _ := be.Read(dec)
-		row += fmt.Sprintf(" %.4f (%d B) |", relL2(want, got), m.Summarize().Total)
+		return relL2(want, got)
+	}
+	_, io := golden.Open(t, "clip_text_tiny")
+	clip, err := p.TextEncoder(be)
+	require.NoError(t, err)
+	defer clip.Free()
+	s, v := golden.Ints(t, io, "in.input_ids")
+	ids := make([][]int, s[0])
+	for i := range ids {
+		for j := 0; j < s[1]; j++ {
+			ids[i] = append(ids[i], int(v[i*s[1]+j]))
+		}
+	}
+	out, err := clip.Forward(be, ids, false)
+	require.NoError(t, err)
+	_, want := golden.F32(t, io, "out.last_hidden_state")
+	got, _ := be.Read(out.LastHiddenState)
+	return relL2(want, got)
+}
 
-		p, m = convertFixture(t, "clip_text_tiny", pol, 0)
-		_, io = golden.Open(t, "clip_text_tiny")
-		clip, err := p.TextEncoder(be)
-		require.NoError(t, err)
-		s, v := golden.Ints(t, io, "in.input_ids")
-		ids := make([][]int, s[0])
-		for i := range ids {
-			for j := 0; j < s[1]; j++ {
-				ids[i] = append(ids[i], int(v[i*s[1]+j]))
+// spearman is the rank correlation of a and b.
+func spearman(a, b []float64) float64 {
+	rank := func(x []float64) []float64 {
+		idx := make([]int, len(x))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(i, j int) bool { return x[idx[i]] < x[idx[j]] })
+		r := make([]float64, len(x))
+		for k, i := range idx {
+			r[i] = float64(k)
+		}
+		return r
+	}
+	ra, rb := rank(a), rank(b)
+	var d2 float64
+	for i := range ra {
+		d2 += (ra[i] - rb[i]) * (ra[i] - rb[i])
+	}
+	n := float64(len(a))
+	return 1 - 6*d2/(n*(n*n-1))
+}
+
+// TestPackNumbers prints the tables of docs/PACK.md (slow; run with
+// RETRACE_PACK_NUMBERS=1): output error and size per storage for the three
+// tiny fixtures, q4 with and without the range search, and budget packs
+// planned from measured and from proxy sensitivities.
+func TestPackNumbers(t *testing.T) {
+	if os.Getenv("RETRACE_PACK_NUMBERS") == "" {
+		t.Skip("set RETRACE_PACK_NUMBERS=1")
+	}
+	be := nn.NewCPU()
+	fixtures := []string{"unet2dcond_tiny", "vae_tiny", "clip_text_tiny"}
+	type row struct {
+		label  string
+		pol    Policy
+		minmax bool
+	}
+	rows := []row{{"f16", Policy{Mode: "f16"}, false}, {"q8 (per channel)", Policy{Mode: "q8"}, false}}
+	for _, g := range []int{32, 64, 128} {
+		rows = append(rows, row{fmt.Sprintf("q4 g%d min/max", g), Policy{Mode: "q4", Group: g}, true},
+			row{fmt.Sprintf("q4 g%d search", g), Policy{Mode: "q4", Group: g}, false})
+	}
+	rows = append(rows, row{"mixed g32", Policy{Mode: "mixed", Group: 32}, false}, row{"mixed g64", Policy{Mode: "mixed", Group: 64}, false})
+	sizes := map[string]map[string]int64{}
+	for _, r := range rows {
+		line := "| " + r.label + " |"
+		for _, f := range fixtures {
+			if r.minmax {
+				nn.Q4Search = -1
+			}
+			p, m := convertFixture(t, f, r.pol, 0)
+			nn.Q4Search = 4
+			if sizes[r.label] == nil {
+				sizes[r.label] = map[string]int64{}
+			}
+			sizes[r.label][f] = m.Summarize().Total
+			line += fmt.Sprintf(" %.4f (%d B) |", fixtureErr(t, be, f, p), m.Summarize().Total)
+		}
+		t.Log(line)
+	}
+	// Budget packs: halfway between mixed g32 and q8, and the q8 size.
+	budgets := map[string][]int64{}
+	lines := []string{"| budget ½(mixed+q8), measured |", "| budget = q8 size, measured |", "| budget ½(mixed+q8), proxy |", "| budget = q8 size, proxy |"}
+	for _, f := range fixtures {
+		dir := filepath.Join(golden.Dir(t), f)
+		lo, hi := sizes["mixed g32"][f], sizes["q8 (per channel)"][f]
+		budgets[f] = []int64{(lo + hi) / 2, hi}
+		for k, method := range []string{SensMeasure, SensProxy} {
+			start := time.Now()
+			_, sens, st, err := Plan(dir, Policy{Group: 32, BudgetBytes: 1 << 40, Sensitivity: method})
+			require.NoError(t, err)
+			if method == SensMeasure {
+				_, prox, _, err := Plan(dir, Policy{Group: 32, BudgetBytes: 1 << 40, Sensitivity: SensProxy})
+				require.NoError(t, err)
+				var a, b []float64
+				for i := range sens {
+					a, b = append(a, sens[i].Err["q4"]), append(b, prox[i].Err["q4"])
+				}
+				t.Logf("%s: %d weights measured in %v; Spearman(measured, proxy) of the q4 errors = %.2f", f, len(sens), time.Since(start).Round(time.Millisecond), spearman(a, b))
+			}
+			for bi, b := range budgets[f] {
+				plan, pst, err := PlanBudget(sens, st.Fixed, b)
+				require.NoError(t, err)
+				out := t.TempDir()
+				m, err := Convert(dir, out, Policy{Group: 32, BudgetBytes: b, Plan: plan}, 0, nil)
+				require.NoError(t, err)
+				require.LessOrEqual(t, m.Summarize().Total, b)
+				p, err := Open(out)
+				require.NoError(t, err)
+				lines[2*k+bi] += fmt.Sprintf(" %.4f (%d B; %d/%d/%d q4/q8/f16) |", fixtureErr(t, be, f, p), m.Summarize().Total, pst.Count["q4"], pst.Count["q8"], pst.Count["f16"])
+				p.Close()
 			}
 		}
-		out, err := clip.Forward(be, ids, false)
-		require.NoError(t, err)
-		_, want = golden.F32(t, io, "out.last_hidden_state")
-		got, _ = be.Read(out.LastHiddenState)
-		row += fmt.Sprintf(" %.4f (%d B) |", relL2(want, got), m.Summarize().Total)
-		t.Log(row)
+	}
+	for _, l := range lines {
+		t.Log(l)
 	}
 }
 

@@ -3,7 +3,6 @@ package pack
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,16 +13,6 @@ import (
 	"retrace/nn/golden"
 	"retrace/nn/gpu"
 )
-
-func relL2(want, got []float32) float64 {
-	var num, den float64
-	for i := range want {
-		d := float64(got[i]) - float64(want[i])
-		num += d * d
-		den += float64(want[i]) * float64(want[i])
-	}
-	return math.Sqrt(num / den)
-}
 
 func convertFixture(t *testing.T, name string, pol Policy, shard int64) (*Pack, *Manifest) {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"retrace/nn"
 	"retrace/nn/pack"
 )
 
@@ -23,15 +24,16 @@ func cmdConvert(args []string, out io.Writer) error {
 	quant := fs.String("quant", "mixed", "storage: f32, f16, q8, q4 or mixed")
 	group := fs.Int("group", 64, "q4 group size (32, 64 or 128)")
 	shardMB := fs.Int("shard-mb", 64, "shard size in MiB")
-	budget := fs.Int("budget-mb", 0, "choose bits per layer by sensitivity to fit N MiB (not implemented yet)")
+	budget := fs.Float64("budget-mb", 0, "choose q4/q8/f16 per weight by sensitivity so the pack fits N MiB (overrides --quant)")
+	sens := fs.String("sensitivity", pack.SensAuto, "budget mode: measure (run the model per weight on the CPU reference), proxy (weight error) or auto (measure models ≤ 20M parameters)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *in == "" || *dst == "" {
 		return errors.New("convert: --in and --out are required")
 	}
-	if *budget != 0 {
-		return errors.New("convert: --budget-mb is not implemented yet; use --quant mixed")
+	if *budget < 0 {
+		return fmt.Errorf("convert: --budget-mb %g must be positive", *budget)
 	}
 	if *group != 32 && *group != 64 && *group != 128 {
 		return fmt.Errorf("convert: --group %d: want 32, 64 or 128", *group)
@@ -56,7 +58,26 @@ func cmdConvert(args []string, out io.Writer) error {
 			fmt.Fprintln(out)
 		}
 	}
-	m, err := pack.Convert(*in, *dst, pack.Policy{Mode: *quant, Group: *group}, int64(*shardMB)<<20, progress)
+	pol := pack.Policy{Mode: *quant, Group: *group}
+	if *budget > 0 {
+		pol = pack.Policy{Mode: "mixed", Group: *group, BudgetBytes: int64(*budget * (1 << 20)), Sensitivity: *sens}
+		fmt.Fprintf(out, "measuring sensitivity (%s) …\n", *sens)
+		plan, ss, st, err := pack.Plan(*in, pol)
+		if err != nil {
+			return err
+		}
+		measured := 0
+		for _, s := range ss {
+			if s.Measured {
+				measured++
+			}
+		}
+		fmt.Fprintf(out, "plan: %d weights (%d measured, %d by proxy) in %s: %d q4 g%d, %d q8, %d f16; %.2f MiB of %.2f MiB\n",
+			len(ss), measured, len(ss)-measured, time.Since(start).Round(time.Millisecond), st.Count["q4"], *group, st.Count["q8"], st.Count["f16"],
+			float64(st.Bytes)/(1<<20), *budget)
+		pol.Plan = plan
+	}
+	m, err := pack.Convert(*in, *dst, pol, int64(*shardMB)<<20, progress)
 	if err != nil {
 		return err
 	}
@@ -113,9 +134,28 @@ func cmdPackinfo(args []string, out io.Writer) error {
 	return nil
 }
 
+func storageBench(name string) bool {
+	for _, n := range pack.StorageBenches {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// benchStorage times an SD-1.5 UNet step from pack storage (f32, q8, q4)
+// with the storage bindings capped at 128 MiB (pack.BenchSD15UNetStorage).
+func benchStorage(be nn.Backend, adapter, name string) (nn.BenchResult, error) {
+	r, cold, err := pack.BenchSD15UNetStorage(be, adapter, name, 1, 128<<20)
+	if err == nil {
+		r.Variant += fmt.Sprintf(", first run %.1f s", cold.Seconds())
+	}
+	return r, err
+}
+
 func init() {
 	commands = append(commands,
-		command{"convert", "convert a diffusers folder or .safetensors file to a pack (--quant f16|q8|q4|mixed)", cmdConvert},
+		command{"convert", "convert a diffusers folder or .safetensors file to a pack (--quant f16|q8|q4|mixed, --budget-mb N)", cmdConvert},
 		command{"packinfo", "describe a pack: tensors per format, bytes per component (--json)", cmdPackinfo},
 	)
 }

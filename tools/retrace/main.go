@@ -19,6 +19,7 @@ import (
 
 	"retrace/nn"
 	"retrace/nn/gpu"
+	"retrace/nn/pack"
 )
 
 // command is one subcommand of the CLI.
@@ -108,7 +109,7 @@ func cmdBench(args []string, out io.Writer) error {
 	filter := fs.String("filter", "", "only cases whose op/shape matches this regexp")
 	minTime := fs.Duration("time", time.Second, "minimum time per case and backend")
 	backends := fs.String("backend", "gpu,cpu", "comma-separated backends to time")
-	model := fs.String("model", "", "benchmark a whole model instead of ops: "+strings.Join(nn.ModelBenches, ", "))
+	model := fs.String("model", "", "benchmark a whole model instead of ops: "+strings.Join(append(nn.ModelBenches, pack.StorageBenches...), ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -159,7 +160,13 @@ func benchModel(name string, bes []nn.Backend, adapter string, emit func(nn.Benc
 		if be.Name() == "cpu" {
 			a = "go"
 		}
-		r, err := nn.BenchModel(be, a, name, 1)
+		var r nn.BenchResult
+		var err error
+		if storageBench(name) {
+			r, err = benchStorage(be, a, name)
+		} else {
+			r, err = nn.BenchModel(be, a, name, 1)
+		}
 		if err != nil {
 			r.Error = err.Error()
 		}
