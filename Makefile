@@ -66,7 +66,7 @@ golden:
 TRAIN_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 train:
 	sh tools/train/setup.sh
-	$(TRAIN_ENV) /usr/bin/python3 tools/train/train.py --out tools/train/out --steps 5000 --minutes 58
+	$(TRAIN_ENV) /usr/bin/python3 tools/train/train.py --out tools/train/out --steps 2500 --decay-start 1180 --minutes 75
 	$(TRAIN_ENV) /usr/bin/python3 tools/train/export.py --ckpt tools/train/out/ckpt.pt
 
 # The classifier judge (tools/train/judge/).

@@ -63,6 +63,8 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--decay-start", type=int, default=0,
+                    help="from this step on, the learning rate decays linearly to lr/10 at --steps (0: constant)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--p-uncond", type=float, default=0.12)
     ap.add_argument("--seed", type=int, default=20240609)
@@ -125,8 +127,11 @@ def main():
         xt = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
         pred = unet(xt, t, enc(lab))
         loss = F.mse_loss(pred, eps)
+        f = min(1.0, (step + 1) / a.warmup)
+        if a.decay_start > 0 and step >= a.decay_start:
+            f *= 1 - 0.9 * min(1.0, (step - a.decay_start) / max(1, a.steps - a.decay_start))
         for g in opt.param_groups:
-            g["lr"] = a.lr * min(1.0, (step + 1) / a.warmup)
+            g["lr"] = a.lr * f
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
