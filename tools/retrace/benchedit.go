@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
+	"image/png"
 	"io"
 	"math"
 	"os"
@@ -153,6 +155,9 @@ func cmdBenchEdit(args []string, out io.Writer) error {
 	}
 	b, _ := json.MarshalIndent(sum, "", "  ")
 	if err := os.WriteFile(filepath.Join(*dst, "summary.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := writeBenchEditSheet(*dst, rows, 10); err != nil {
 		return err
 	}
 	table := sum.Markdown()
@@ -576,4 +581,56 @@ func (s *benchEditSummary) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// writeBenchEditSheet tiles the first images of the subset (one per row,
+// at most maxRows, in subset order) into <dst>/sheet.png: the source, then
+// each method's edit and reconstruction, in the order the methods ran.
+func writeBenchEditSheet(dst string, rows []benchEditRow, maxRows int) error {
+	type line struct {
+		order int
+		files []string
+	}
+	var lines []*line
+	byOrder := map[int]*line{}
+	for _, r := range rows {
+		l := byOrder[r.Order]
+		if l == nil {
+			if len(byOrder) >= maxRows {
+				continue
+			}
+			l = &line{order: r.Order, files: []string{r.SrcFile}}
+			byOrder[r.Order] = l
+			lines = append(lines, l)
+		}
+		l.files = append(l.files, r.File, r.ReconFile)
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	sort.Slice(lines, func(i, j int) bool { return lines[i].order < lines[j].order })
+	const cell, gap = 32, 2
+	cols := 0
+	for _, l := range lines {
+		cols = max(cols, len(l.files))
+	}
+	sheet := image.NewGray(image.Rect(0, 0, cols*(cell+gap), len(lines)*(cell+gap)))
+	for i := range sheet.Pix {
+		sheet.Pix[i] = 96
+	}
+	for y, l := range lines {
+		for x, f := range l.files {
+			r, err := os.Open(filepath.Join(dst, f))
+			if err != nil {
+				return err
+			}
+			im, err := png.Decode(r)
+			r.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			draw.Draw(sheet, image.Rect(x*(cell+gap), y*(cell+gap), x*(cell+gap)+cell, y*(cell+gap)+cell), im, im.Bounds().Min, draw.Src)
+		}
+	}
+	return writePNG(filepath.Join(dst, "sheet.png"), sheet)
 }
