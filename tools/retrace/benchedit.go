@@ -114,7 +114,7 @@ func cmdBenchEdit(args []string, out io.Writer) error {
 	mapping := fs.String("map", "pairs", "class mapping: pairs (similar shapes) or shift ((label+5) mod 10)")
 	methods := fs.String("methods", "ddim,edict,bdia,ef-ddpm,direct", "comma-separated edit methods")
 	steps := fs.Int("steps", 25, "inversion and sampling steps")
-	guidance := fs.Float64("guidance", 4, "classifier-free guidance scale")
+	guidance := fs.Float64("guidance", 3, "classifier-free guidance scale")
 	seed := fs.Uint64("seed", 1, "noise seed (edit-friendly DDPM); image k uses seed + index")
 	skip := fs.Int("skip", 0, "edit-friendly DDPM: T_skip")
 	cross := fs.Float64("cross", 0.8, "direct: fraction of steps with cross-attention replacement")
