@@ -12,6 +12,7 @@ import (
 
 	"retrace/nn"
 	"retrace/nn/golden"
+	"retrace/nn/safetensors"
 )
 
 // fixtureErr runs a tiny fixture from a pack on the Go reference and
@@ -220,4 +221,86 @@ func TestPackSD15Sizes(t *testing.T) {
 		t.Log(row + fmt.Sprintf(" %.1f |", float64(total)/1e6))
 	}
 	_ = filepath.Join
+}
+
+// TestPackNumbersFashion measures the storage formats on the trained
+// default model's UNet (testdata/golden-fashion/unet: models/fashion's UNet
+// with its diffusers f32 input/output pair): relative L2 of out.sample vs
+// diffusers, per storage, and the budget plans. RETRACE_PACK_NUMBERS=1.
+func TestPackNumbersFashion(t *testing.T) {
+	if os.Getenv("RETRACE_PACK_NUMBERS") == "" {
+		t.Skip("set RETRACE_PACK_NUMBERS=1")
+	}
+	dir := filepath.Join(golden.Dir(t), "..", "golden-fashion", "unet")
+	io, err := safetensors.Open(filepath.Join(dir, "io.safetensors"))
+	require.NoError(t, err)
+	defer io.Close()
+	be := nn.NewCPU()
+	shape, x := golden.F32(t, io, "in.sample")
+	_, ts := golden.Ints(t, io, "in.timestep")
+	cs, c := golden.F32(t, io, "in.encoder_hidden_states")
+	_, want := golden.F32(t, io, "out.sample")
+	tf := make([]float32, len(ts))
+	for i, v := range ts {
+		tf[i] = float32(v)
+	}
+	run := func(pol Policy, minmax bool) (float64, int64) {
+		if minmax {
+			nn.Q4Search = -1
+		}
+		out := t.TempDir()
+		m, err := Convert(dir, out, pol, 0, nil)
+		nn.Q4Search = 4
+		require.NoError(t, err)
+		p, err := Open(out)
+		require.NoError(t, err)
+		defer p.Close()
+		u, err := p.UNet(be)
+		require.NoError(t, err)
+		defer u.Free()
+		y, err := u.Forward(be, be.Upload(shape, x), tf, be.Upload(cs, c))
+		require.NoError(t, err)
+		got, err := be.Read(y)
+		require.NoError(t, err)
+		return relL2(want, got), m.Summarize().Total
+	}
+	sizes := map[string]int64{}
+	row := func(label string, pol Policy, minmax bool) {
+		e, n := run(pol, minmax)
+		sizes[label] = n
+		t.Logf("| %s | %.4f | %d |", label, e, n)
+	}
+	row("f32", Policy{Mode: "f32"}, false)
+	row("f16", Policy{Mode: "f16"}, false)
+	row("q8 (per channel)", Policy{Mode: "q8"}, false)
+	for _, g := range []int{32, 64, 128} {
+		row(fmt.Sprintf("q4 g%d min/max", g), Policy{Mode: "q4", Group: g}, true)
+		row(fmt.Sprintf("q4 g%d search", g), Policy{Mode: "q4", Group: g}, false)
+	}
+	row("mixed g32", Policy{Mode: "mixed", Group: 32}, false)
+	row("mixed g64", Policy{Mode: "mixed", Group: 64}, false)
+	lo, hi := sizes["mixed g32"], sizes["q8 (per channel)"]
+	var meas, prox []Sensitivity
+	for _, method := range []string{SensMeasure, SensProxy} {
+		start := time.Now()
+		_, sens, st, err := Plan(dir, Policy{Group: 32, BudgetBytes: 1 << 40, Sensitivity: method})
+		require.NoError(t, err)
+		t.Logf("%s: %d weights in %v", method, len(sens), time.Since(start).Round(time.Millisecond))
+		if method == SensMeasure {
+			meas = sens
+		} else {
+			prox = sens
+		}
+		for _, b := range []int64{lo + (hi-lo)/4, (lo + hi) / 2, hi} {
+			plan, pst, err := PlanBudget(sens, st.Fixed, b)
+			require.NoError(t, err)
+			e, n := run(Policy{Group: 32, BudgetBytes: b, Plan: plan}, false)
+			t.Logf("| budget %d B, %s | %.4f | %d (%d/%d/%d q4/q8/f16) |", b, method, e, n, pst.Count["q4"], pst.Count["q8"], pst.Count["f16"])
+		}
+	}
+	var a, b []float64
+	for i := range meas {
+		a, b = append(a, meas[i].Err["q4"]), append(b, prox[i].Err["q4"])
+	}
+	t.Logf("Spearman(measured, proxy) of the q4 errors = %.2f", spearman(a, b))
 }
