@@ -35,8 +35,11 @@ setup-build:
 # browser tests (tools/e2e: headless chromium, WebGPU on SwiftShader).
 test: setup vet test-wasm test-go
 
+# The Go reference's product also has an AVX2/FMA kernel behind Go's
+# experimental simd package (nn/gemm_kernel_simd.go); its tests run too.
 test-go:
 	$(GO) test -count=1 -timeout 30m ./...
+	GOEXPERIMENT=simd $(GO) test -count=1 -run 'Conv2dReference|MatMulReference|LinearMatches|Golden' ./nn/
 
 # The browser end-to-end tests alone; screenshots and logs go to dist/e2e/.
 e2e: setup
@@ -55,7 +58,7 @@ fmt:
 # Op benchmarks on the GPU path and the Go reference in the same run, one
 # JSON object per line.
 bench: setup
-	$(GO) run ./tools/retrace bench --json
+	GOEXPERIMENT=simd $(GO) run ./tools/retrace bench --json
 
 golden:
 	$(GO) test -count=1 ./... -run Golden -v

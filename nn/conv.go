@@ -66,53 +66,74 @@ func (c *CPU) Conv2d(x, w, bias *Tensor, p Conv2dParams) *Tensor {
 	if bias != nil {
 		bd = bias.cpuData()
 	}
+	if bd == nil {
+		bd = make([]float32, s.cout)
+	}
+	c.conv2dGEMM(s, xd, wd, bd, od)
+	return out
+}
+
+// conv2dCols bounds the im2col buffer of conv2dGEMM (floats); a variable so
+// that tests can force chunking.
+var conv2dCols = 1 << 23
+
+// conv2dGEMM computes the convolution as a matrix product per image
+// (im2col): the rows of A are the output positions and its columns the
+// (input channel, tap) pairs with the input value under that tap (zero in the
+// padding), B is the weight viewed as [Cin·KH·KW, Cout], and the product
+// [positions, Cout] is transposed into NCHW while the bias is added. Images
+// go through in chunks so that the column buffer stays under conv2dCols
+// floats and small images still give the product enough tiles to share out.
+func (c *CPU) conv2dGEMM(s convShape, xd, wd, bd, od []float32) {
 	hw, ohw, kk := s.h*s.w, s.oh*s.ow, s.kh*s.kw
-	c.parallel(s.n*s.cout, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			n, co := i/s.cout, i%s.cout
-			o := od[i*ohw : (i+1)*ohw]
-			if bd != nil {
-				for j := range o {
-					o[j] = bd[co]
-				}
-			}
-			for ci := 0; ci < s.cin; ci++ {
-				xp := xd[(n*s.cin+ci)*hw : (n*s.cin+ci+1)*hw]
-				wk := wd[(co*s.cin+ci)*kk : (co*s.cin+ci+1)*kk]
-				for kh := 0; kh < s.kh; kh++ {
-					for kw := 0; kw < s.kw; kw++ {
-						wv := wk[kh*s.kw+kw]
-						// Output columns whose input column ow·sw − pl + kw is inside [0, W).
-						owLo := max(0, ceilDiv(s.pl-kw, s.sw))
-						owHi := min(s.ow, ceilDiv(s.w+s.pl-kw, s.sw))
-						if owLo >= owHi {
-							continue
-						}
-						for oh := 0; oh < s.oh; oh++ {
+	k := s.cin * kk
+	chunk := max(1, min(s.n, conv2dCols/max(1, ohw*k)))
+	col := make([]float32, chunk*ohw*k)
+	prod := make([]float32, chunk*ohw*s.cout)
+	for n0 := 0; n0 < s.n; n0 += chunk {
+		nb := min(chunk, s.n-n0)
+		c.parallel(nb*s.oh, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				z, oh := r/s.oh, r%s.oh
+				xi := xd[(n0+z)*s.cin*hw:]
+				for ow := 0; ow < s.ow; ow++ {
+					dst := col[(z*ohw+oh*s.ow+ow)*k : (z*ohw+oh*s.ow+ow+1)*k]
+					for ci := 0; ci < s.cin; ci++ {
+						xp := xi[ci*hw : (ci+1)*hw]
+						for kh := 0; kh < s.kh; kh++ {
 							ih := oh*s.sh - s.pt + kh
+							d := dst[ci*kk+kh*s.kw : ci*kk+(kh+1)*s.kw]
 							if ih < 0 || ih >= s.h {
+								clear(d)
 								continue
 							}
-							orow := o[oh*s.ow+owLo : oh*s.ow+owHi]
-							xrow := xp[ih*s.w:]
-							iw := owLo*s.sw - s.pl + kw
-							if s.sw == 1 {
-								xr := xrow[iw : iw+len(orow)]
-								for j := range orow {
-									orow[j] += wv * xr[j]
+							for kw := range d {
+								iw := ow*s.sw - s.pl + kw
+								if iw < 0 || iw >= s.w {
+									d[kw] = 0
+								} else {
+									d[kw] = xp[ih*s.w+iw]
 								}
-								continue
-							}
-							for j := range orow {
-								orow[j] += wv * xrow[iw+j*s.sw]
 							}
 						}
 					}
 				}
 			}
-		}
-	})
-	return out
+		})
+		d := mmDims{batch: nb, M: ohw, K: k, N: s.cout, ars: k, acs: 1, brs: 1, bcs: k}
+		c.gemm(d, col, wd, nil, prod)
+		c.parallel(nb*s.cout, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				z, co := i/s.cout, i%s.cout
+				o := od[((n0+z)*s.cout+co)*ohw : ((n0+z)*s.cout+co+1)*ohw]
+				p := prod[z*ohw*s.cout:]
+				b := bd[co]
+				for j := range o {
+					o[j] = p[j*s.cout+co] + b
+				}
+			}
+		})
+	}
 }
 
 // ceilDiv is ⌈a/b⌉ for b > 0 and any sign of a.

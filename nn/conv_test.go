@@ -111,6 +111,21 @@ func TestConv2dReference(t *testing.T) {
 	}
 }
 
+// TestConv2dReferenceChunks runs the reference with an im2col buffer that
+// holds one image, or a few, so that the chunk loop and its offsets are
+// exercised.
+func TestConv2dReferenceChunks(t *testing.T) {
+	defer func(v int) { conv2dCols = v }(conv2dCols)
+	c := NewCPU()
+	tc := convCase{n: 5, cin: 3, h: 5, w: 6, cout: 4, kh: 3, kw: 3, p: Conv2dSame(1, 1), bias: true}
+	x, w, b, wbits := convData(tc)
+	for _, cols := range []int{1, 2 * 30 * 27, 3 * 30 * 27} {
+		conv2dCols = cols
+		got := readT(t, c, runConv(c, tc, x, w, b, wbits))
+		requireClose(t, naiveConv(tc, x, w, b), got, 1e-4, 1e-5, fmt.Sprintf("cols %d", cols))
+	}
+}
+
 // convVariants are the kernel variants under test ("reg" takes the
 // conv2d_k3 path for kernels 3 wide with horizontal stride 1; "reg4x4" forces
 // the general register-tiled kernel).

@@ -115,9 +115,10 @@ func (c *CPU) Linear(x, w, bias *Tensor) *Tensor {
 // them. Packing makes every inner loop read contiguous memory whatever the
 // transposes, and keeps a B strip (kc·nr floats) in L1 and the packed A and
 // B tiles in L2.
+// The micro-kernel's block (gemmMR × gemmNR) and gemmKernel live in
+// gemm_kernel*.go: a scalar 2×4 kernel by default, an AVX2/FMA 4×16 kernel
+// when built with GOEXPERIMENT=simd on amd64.
 const (
-	gemmMR = 2
-	gemmNR = 4
 	gemmMC = 64
 	gemmNC = 256
 	gemmKC = 256
@@ -199,7 +200,7 @@ func gemmTile(d mmDims, a, b, bias, c []float32, i0, i1, j0, j1 int, ap, bp []fl
 			jj := j0 + sj*gemmNR
 			nj := min(gemmNR, j1-jj)
 			for si := 0; si*gemmMR < i1-i0; si++ {
-				acc := gemmKernel2x4(ap[si*kn*gemmMR:(si+1)*kn*gemmMR], bs)
+				acc := gemmKernel(ap[si*kn*gemmMR:(si+1)*kn*gemmMR], bs)
 				ii := i0 + si*gemmMR
 				for r := 0; r < min(gemmMR, i1-ii); r++ {
 					row := c[(ii+r)*d.N+jj : (ii+r)*d.N+jj+nj]
@@ -212,23 +213,3 @@ func gemmTile(d mmDims, a, b, bias, c []float32, i0, i1, j0, j1 int, ap, bp []fl
 	}
 }
 
-// gemmKernel2x4 returns the 2×4 block Σ_k ap[k·2+r]·bp[k·4+q]. Two rows by
-// four columns is the largest block whose accumulators and operands stay in
-// amd64's 15 usable float registers (measured fastest of 2×4, 2×6, 3×4, 4×4).
-func gemmKernel2x4(ap, bp []float32) [8]float32 {
-	var c00, c01, c02, c03, c10, c11, c12, c13 float32
-	for len(ap) >= 2 && len(bp) >= 4 {
-		a0, a1 := ap[0], ap[1]
-		b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		ap, bp = ap[2:], bp[4:]
-	}
-	return [8]float32{c00, c01, c02, c03, c10, c11, c12, c13}
-}
