@@ -15,6 +15,6 @@ cd "$(dirname "$0")/../.."
 OUT=${1:-bench/fashionedit}
 [ $# -gt 0 ] && shift
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-go build -o /tmp/retrace-fashionedit ./tools/retrace
+GOEXPERIMENT=simd go build -o /tmp/retrace-fashionedit ./tools/retrace
 exec /tmp/retrace-fashionedit bench-edit --model models/fashion --backend cpu --out "$OUT" \
 	--python /usr/bin/python3 --judge tools/train/judge.py "$@"
