@@ -240,7 +240,7 @@ type treeRingRun struct {
 // key builds the key for the model's latent shape at the working size.
 func (tr *treeRingRun) key(be nn.Backend, sd *samplers.StableDiffusion) (*watermark.TreeRing, int, error) {
 	s := modelSize(sd, tr.size)
-	f := sd.VAE.Factor()
+	f := sd.Factor()
 	if s%f != 0 {
 		return nil, 0, fmt.Errorf("watermark: size %d is not a multiple of the VAE factor %d", s, f)
 	}
