@@ -388,9 +388,8 @@ async function run() {
   bar.value = 0;
   const preview = $("restore-preview");
   const result = $("restore-result");
-  preview.hidden = false;
-  result.hidden = true;
-  $("restore-download").hidden = true;
+  // The previous result stays until the first preview replaces it.
+  let first = true;
   $("restore-metrics").textContent = "";
   $("restore-after-caption").textContent = "Working…";
   ui.status(`Restoring (${task}, ${opts.solver})…`);
@@ -400,6 +399,12 @@ async function run() {
       bar.value = s.k;
       ui.status(`Step ${s.k} of ${s.steps}…`);
       if (s.preview) putRGBA(preview, s.preview);
+      if (first) {
+        first = false;
+        preview.hidden = false;
+        result.hidden = true;
+        $("restore-download").hidden = true;
+      }
     });
     if (out.degraded) putRGBA($("restore-degraded"), out.degraded);
     const c = document.createElement("canvas");
@@ -426,6 +431,8 @@ async function run() {
     ui.status(`Restored in ${(out.ms / 1000).toFixed(1)} s.`, "done");
   } catch (e) {
     preview.hidden = true;
+    result.hidden = !result.getAttribute("src");
+    $("restore-download").hidden = result.hidden;
     $("restore-after-caption").textContent = "Restored";
     if (e.code === "device-lost") {
       ui.model = null;
