@@ -2,7 +2,7 @@
 
 // Command wasm is retrace's browser runtime (GOOS=js GOARCH=wasm), meant to
 // run in a Web Worker (www/worker.js). It exposes a Promise-based API on
-// globalThis.retrace — init, load, probe, edit, generate, cancel,
+// globalThis.retrace — init, load, probe, edit, generate, restore, cancel,
 // clearCache — documented in docs/JS_API.md.
 //
 // Calls never block inside js.FuncOf callbacks (the Go runtime deadlocks
@@ -49,6 +49,7 @@ func main() {
 		"probe":      js.FuncOf(apiProbe),
 		"edit":       js.FuncOf(apiEdit),
 		"generate":   js.FuncOf(apiGenerate),
+		"restore":    js.FuncOf(apiRestore),
 		"cancel":     js.FuncOf(apiCancel),
 		"clearCache": js.FuncOf(func(js.Value, []js.Value) any { return promise(apiClearCache) }),
 		"version":    "1",
@@ -258,21 +259,20 @@ func run(opts js.Value, work func(m *Model, be nn.Backend, step func(Step) error
 		"width": res.Image.Width, "height": res.Image.Height, "rgba": bytesToJS(res.Image.Pix),
 		"calls": res.Calls, "ms": res.Ms, "input": rgbaToJS(res.Input),
 	}
+	for k, v := range res.extra {
+		out[k] = v
+	}
 	if res.Input != nil {
 		out["crop"] = map[string]any{"x": res.Crop.Min.X, "y": res.Crop.Min.Y, "width": res.Crop.Dx(), "height": res.Crop.Dy()}
 	}
 	return js.ValueOf(out), nil
 }
 
-// editOptions reads edit()'s options object.
-func editOptions(o js.Value) (EditOptions, error) {
-	if !isObject(o) {
-		return EditOptions{}, withCode(CodeBadOptions, errors.New("edit: pass an options object"))
-	}
+// imageOption reads an image option ({bytes} or {width, height, rgba}).
+func imageOption(img js.Value, call, what, code string) (Image, error) {
 	var im Image
-	img := o.Get("image")
 	if !isObject(img) {
-		return EditOptions{}, withCode(CodeBadImage, errors.New("edit: image is missing (pass {bytes} or {width, height, rgba})"))
+		return im, withCode(code, fmt.Errorf("%s: %s is missing (pass {bytes} or {width, height, rgba})", call, what))
 	}
 	var err error
 	if b := img.Get("bytes"); b.Truthy() {
@@ -282,7 +282,19 @@ func editOptions(o js.Value) (EditOptions, error) {
 		im.RGBA, err = bytesFromJS(img.Get("rgba"))
 	}
 	if err != nil {
-		return EditOptions{}, withCode(CodeBadImage, fmt.Errorf("edit: image: %w", err))
+		return im, withCode(code, fmt.Errorf("%s: %s: %w", call, what, err))
+	}
+	return im, nil
+}
+
+// editOptions reads edit()'s options object.
+func editOptions(o js.Value) (EditOptions, error) {
+	if !isObject(o) {
+		return EditOptions{}, withCode(CodeBadOptions, errors.New("edit: pass an options object"))
+	}
+	im, err := imageOption(o.Get("image"), "edit", "image", CodeBadImage)
+	if err != nil {
+		return EditOptions{}, err
 	}
 	blend := optStrings(o, "blend")
 	if len(blend) == 1 {
@@ -324,6 +336,60 @@ func apiGenerate(_ js.Value, args []js.Value) any {
 		}
 		return run(o, func(m *Model, be nn.Backend, step func(Step) error) (*Result, error) {
 			return m.Generate(be, g, step)
+		})
+	})
+}
+
+// restoreOptions reads restore()'s options object.
+func restoreOptions(o js.Value) (RestoreOptions, error) {
+	if !isObject(o) {
+		return RestoreOptions{}, withCode(CodeBadOptions, errors.New("restore: pass an options object"))
+	}
+	im, err := imageOption(o.Get("image"), "restore", "image", CodeBadImage)
+	if err != nil {
+		return RestoreOptions{}, err
+	}
+	ro := RestoreOptions{
+		Image: im, Task: optString(o, "task", "inpaint"), Solver: optString(o, "solver", "ddnm"),
+		Steps: int(optNumber(o, "steps", 20)), Seed: uint64(optNumber(o, "seed", 0)),
+		SigmaY: optNumber(o, "sigmaY", -1), BlurSigma: optNumber(o, "blurSigma", 2),
+		Previews: optBool(o, "previews", true),
+	}
+	if m := o.Get("mask"); isObject(m) {
+		mi, err := imageOption(m, "restore", "mask", CodeBadMask)
+		if err != nil {
+			return RestoreOptions{}, err
+		}
+		ro.Mask = &mi
+	}
+	if c := o.Get("clean"); isObject(c) {
+		ci, err := imageOption(c, "restore", "clean image", CodeBadImage)
+		if err != nil {
+			return RestoreOptions{}, err
+		}
+		ro.Clean = &ci
+	}
+	return ro, nil
+}
+
+func apiRestore(_ js.Value, args []js.Value) any {
+	o := arg(args, 0)
+	return promise(func() (any, error) {
+		ro, err := restoreOptions(o)
+		if err != nil {
+			return nil, err
+		}
+		return run(o, func(m *Model, be nn.Backend, step func(Step) error) (*Result, error) {
+			r, err := m.Restore(be, ro, step)
+			if err != nil {
+				return nil, err
+			}
+			res := r.Result
+			res.extra = map[string]any{"degraded": rgbaToJS(&r.Degraded), "psnr": nil, "ssim": nil, "task": r.Task, "solver": r.Solver}
+			if r.PSNR != nil {
+				res.extra["psnr"], res.extra["ssim"] = *r.PSNR, *r.SSIM
+			}
+			return &res, nil
 		})
 	})
 }

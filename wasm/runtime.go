@@ -109,6 +109,9 @@ type ModelInfo struct {
 	Scheduler  string   `json:"scheduler"`
 	Bytes      int64    `json:"bytes"`
 	Methods    []string `json:"methods"`
+	// Restore lists restore()'s tasks and solvers (nil: a latent-space
+	// model, which restore refuses).
+	Restore *RestoreInfo `json:"restore"`
 }
 
 // Model is a loaded pipeline.
@@ -145,6 +148,7 @@ func LoadModel(be nn.Backend, f pack.Fetcher, name string) (*Model, error) {
 		m.Info.Latent = true
 	}
 	m.Info.Resolution = sd.UNet.Config.SampleSize * f0
+	m.Info.Restore = restoreInfo(m.Info.Latent, m.Info.Channels)
 	if c, ok := p.Manifest.Components["scheduler"]; ok {
 		var sc struct {
 			Class string `json:"_class_name"`
@@ -275,6 +279,8 @@ type Result struct {
 	Crop  image.Rectangle
 	Calls int
 	Ms    float64
+	// extra fields of the JS result (restore's degraded image, metrics).
+	extra map[string]any
 }
 
 // EditOptions are the page's edit settings (samplers.EditImageOptions

@@ -1,15 +1,16 @@
 // The page: tabs, the GPU (adapter) panel, the model picker, status and
 // errors. The runtime lives in a worker (retrace.js wraps it); each tab is
-// its own module (edit.js). The page never blocks: all model work happens
+// its own module (edit.js, restore.js). The page never blocks: all model work happens
 // in the worker.
 import { Retrace } from "./retrace.js";
 import { initEdit } from "./edit.js";
+import { initRestore, currentMask } from "./restore.js";
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_PACK = "packs/default/";
 
 const rt = new Retrace(new URL("./worker.js", import.meta.url));
-globalThis.retraceApp = { rt }; // for tests and the console
+globalThis.retraceApp = { rt, restoreMask: () => currentMask() }; // for tests and the console
 
 // ---- shared UI helpers (passed to the tabs) ----
 const ui = {
@@ -276,6 +277,7 @@ $("clear-cache").addEventListener("click", async () => {
 
 // ---- start ----
 initEdit({ rt, ui });
+initRestore({ rt, ui });
 
 const params = new URLSearchParams(location.search);
 (async () => {

@@ -8,7 +8,8 @@
 //
 // Every method returns a Promise; failures reject with a RetraceError whose
 // .code says what went wrong (no-webgpu, device-lost, bad-pack, network,
-// bad-image, image-too-large, prompt-too-long, bad-options, no-model,
+// bad-image, image-too-large, prompt-too-long, bad-options, bad-mask,
+// unsupported-model, no-model,
 // canceled, worker, internal).
 
 export class RetraceError extends Error {
@@ -82,7 +83,21 @@ export class Retrace {
   /** Generates an image. → {width, height, rgba, calls, ms} */
   generate(opts, onStep) { return this.#call("generate", opts, onStep); }
 
-  /** Stops the running edit or generation at its next step. → true if one was running */
+  /**
+   * Restores an image with the model as the diffusion prior (pixel-space
+   * models only). opts: {image, task, mask?, solver, steps, seed, sigmaY?,
+   * blurSigma?, clean?}. → {width, height, rgba, calls, ms, input, crop,
+   * degraded, psnr, ssim, task, solver}
+   */
+  restore(opts, onStep) {
+    const transfer = [];
+    for (const im of [opts.image, opts.mask, opts.clean]) {
+      if (im && im.rgba && im.rgba.buffer) transfer.push(im.rgba.buffer);
+    }
+    return this.#call("restore", opts, onStep, transfer);
+  }
+
+  /** Stops the running edit, generation or restore at its next step. → true if one was running */
   cancel() { return this.#call("cancel"); }
 
   /** Deletes the cached pack files. → {deleted} */

@@ -1,9 +1,9 @@
 // retrace's Web Worker: loads the Go runtime (retrace.wasm) and serves the
 // page's requests. The message protocol is in docs/JS_API.md:
-//   page → worker  {id, type: "init" | "load" | "probe" | "edit" | "generate" | "cancel" | "clearCache", args}
+//   page → worker  {id, type: "init" | "load" | "probe" | "edit" | "generate" | "restore" | "cancel" | "clearCache", args}
 //   worker → page  {id, type: "progress" | "step" | "result" | "error", data}
 // Every request gets exactly one "result" or "error"; "progress" (load) and
-// "step" (edit, generate) events come before it with the same id.
+// "step" (edit, generate, restore) events come before it with the same id.
 import "./wasm_exec.js";
 
 const boot = (async () => {
@@ -78,7 +78,7 @@ function errorData(e) {
 // Transfer the pixel buffers of a result instead of copying them.
 function transferables(v) {
   const out = [];
-  for (const img of [v, v && v.input, v && v.preview]) {
+  for (const img of [v, v && v.input, v && v.preview, v && v.degraded]) {
     if (img && img.rgba && img.rgba.buffer) out.push(img.rgba.buffer);
   }
   return out;
@@ -97,6 +97,7 @@ const handlers = {
   probe: (rt, args) => rt.probe(args.bytes),
   edit: (rt, args, id) => rt.edit({ ...args, onStep: (s) => post(id, "step", s) }),
   generate: (rt, args, id) => rt.generate({ ...args, onStep: (s) => post(id, "step", s) }),
+  restore: (rt, args, id) => rt.restore({ ...args, onStep: (s) => post(id, "step", s) }),
   cancel: (rt) => rt.cancel(),
   clearCache: (rt) => rt.clearCache(),
   // Test hook: destroys the device, as a driver reset would lose it.

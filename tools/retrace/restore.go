@@ -19,7 +19,6 @@ import (
 
 	"retrace/nn"
 	"retrace/nn/imageio"
-	"retrace/nn/pack"
 	"retrace/samplers"
 	"retrace/samplers/restore"
 )
@@ -111,38 +110,16 @@ func loadRestoreModel(be nn.Backend, r *restoreFlags) (*restoreModel, error) {
 		if err != nil {
 			return nil, err
 		}
-		if sd.VAE != nil {
-			sd.Free()
-			return nil, fmt.Errorf("restore: %s is a latent-space pipeline (it has a VAE); the solvers need a pixel-space model", path)
-		}
-		var cfg samplers.SchedulerConfig
-		if errPack == nil {
-			p, err := pack.Open(path)
-			if err == nil {
-				var sc *pack.Source
-				if sc, err = p.Component("scheduler"); err == nil {
-					cfg, err = samplers.ParseSchedulerConfig(sc.Config())
-				}
-				p.Close()
-			}
-			if err != nil {
-				sd.Free()
-				return nil, err
-			}
-		} else if cfg, err = samplers.LoadSchedulerConfig(filepath.Join(path, "scheduler", "scheduler_config.json")); err != nil {
-			sd.Free()
-			return nil, err
-		}
-		cond, err := sd.EncodePrompt(be, r.prompt)
+		prior, freeCond, err := restore.PipelinePrior(be, sd, r.prompt, path)
 		if err != nil {
 			sd.Free()
 			return nil, err
 		}
 		c, s := sd.UNet.Config.InChannels, sd.UNet.Config.SampleSize
 		return &restoreModel{
-			prior: restore.Prior{Eps: samplers.CondUNetEps(sd.UNet, cond, nil, 1), Config: cfg},
+			prior: prior,
 			c:     c, h: s, w: s, desc: fmt.Sprintf("conditional pixel-space pipeline, prompt %q", r.prompt),
-			free: func() { nn.Free(cond); sd.Free() }, schedulerN: "pipeline scheduler",
+			free: func() { freeCond(); sd.Free() }, schedulerN: "pipeline scheduler",
 		}, nil
 	}
 	m, err := nn.LoadUNet2DModelDir(be, path, st)
@@ -227,8 +204,9 @@ func writeModelImage(be nn.Backend, x *nn.Tensor, path string) error {
 	return writeImage(be, img, path)
 }
 
-// maskFor reads --mask (same size as the input picture, light = hole),
-// resized like the picture, or a random mask.
+// maskFor reads --mask (light = hole; the input picture's size, resized
+// with the picture's crop, or the model's size: restore.UserMask), or
+// makes a random mask.
 func maskFor(maskPath string, random float64, seed uint64, pic image.Image, h, w int) ([]float32, error) {
 	if maskPath != "" && random > 0 {
 		return nil, errors.New("restore: give --mask or --mask-random, not both")
@@ -243,22 +221,10 @@ func maskFor(maskPath string, random float64, seed uint64, pic image.Image, h, w
 	if err != nil {
 		return nil, err
 	}
-	pb, mb := pic.Bounds(), mimg.Bounds()
-	if pb.Dx() != mb.Dx() || pb.Dy() != mb.Dy() {
-		return nil, fmt.Errorf("restore: mask %s is %d×%d, the image is %d×%d", maskPath, mb.Dx(), mb.Dy(), pb.Dx(), pb.Dy())
-	}
-	if mb.Dx() == w && mb.Dy() == h {
-		return restore.MaskFromImage(mimg, w, h)
-	}
-	v, _, err := imageio.ToCHW(mimg, w, h) // same crop and resize as the picture
+	pb := pic.Bounds()
+	known, err := restore.UserMask(mimg, pb.Dx(), pb.Dy(), w, h)
 	if err != nil {
-		return nil, err
-	}
-	known := make([]float32, h*w)
-	for i := range known {
-		if (0.299*v[i]+0.587*v[h*w+i]+0.114*v[2*h*w+i])/2+0.5 < 0.5 {
-			known[i] = 1
-		}
+		return nil, fmt.Errorf("%s: %w", maskPath, err)
 	}
 	return known, nil
 }
@@ -270,7 +236,7 @@ func cmdRestore(args []string, out io.Writer) error {
 	in := fs.String("image", "", "input image (.png or .jpg): the clean picture to degrade and restore")
 	task := fs.String("task", "inpaint", "task: "+strings.Join(restore.Tasks, ", "))
 	solver := fs.String("solver", "ddnm", "solver: "+strings.Join(restore.Solvers, ", "))
-	maskPath := fs.String("mask", "", "inpainting mask, same size as --image, light = hole (default: a centred box)")
+	maskPath := fs.String("mask", "", "inpainting mask, light = hole: the size of --image (cropped and resized like it) or the model's (default: a centred box)")
 	maskRandom := fs.Float64("mask-random", 0, "inpainting: drop this fraction of pixels at random instead")
 	dst := fs.String("out", "out.png", "restored image")
 	degraded := fs.String("degraded", "", "also write the degraded measurement y here (holes gray, low resolution for sr, gray for colorize)")
