@@ -212,4 +212,3 @@ func gemmTile(d mmDims, a, b, bias, c []float32, i0, i1, j0, j1 int, ap, bp []fl
 		}
 	}
 }
-
