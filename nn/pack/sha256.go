@@ -74,24 +74,34 @@ func (d *sha256Small) Sum(in []byte) []byte {
 	return in
 }
 
+// blocks is Go's crypto/internal/fips140/sha256 blockGeneric (BSD
+// licence, as the rest of Go), the loop the standard library runs on wasm.
 func (d *sha256Small) blocks(p []byte) {
 	var w [64]uint32
 	h0, h1, h2, h3, h4, h5, h6, h7 := d.h[0], d.h[1], d.h[2], d.h[3], d.h[4], d.h[5], d.h[6], d.h[7]
-	for ; len(p) >= 64; p = p[64:] {
-		for i := 0; i < 16; i++ {
-			w[i] = binary.BigEndian.Uint32(p[4*i:])
-		}
-		for i := 16; i < 64; i++ {
-			v1, v2 := w[i-2], w[i-15]
-			t1 := bits.RotateLeft32(v1, -17) ^ bits.RotateLeft32(v1, -19) ^ (v1 >> 10)
-			t2 := bits.RotateLeft32(v2, -7) ^ bits.RotateLeft32(v2, -18) ^ (v2 >> 3)
-			w[i] = t1 + w[i-7] + t2 + w[i-16]
-		}
+	for len(p) >= 64 {
 		a, b, c, dd, e, f, g, h := h0, h1, h2, h3, h4, h5, h6, h7
-		for i := 0; i < 64; i++ {
+		for i := range 64 {
+			if i < 16 {
+				j := i * 4
+				w[i] = uint32(p[j])<<24 | uint32(p[j+1])<<16 | uint32(p[j+2])<<8 | uint32(p[j+3])
+			} else {
+				v1 := w[i-2]
+				t1 := bits.RotateLeft32(v1, -17) ^ bits.RotateLeft32(v1, -19) ^ (v1 >> 10)
+				v2 := w[i-15]
+				t2 := bits.RotateLeft32(v2, -7) ^ bits.RotateLeft32(v2, -18) ^ (v2 >> 3)
+				w[i] = t1 + w[i-7] + t2 + w[i-16]
+			}
 			t1 := h + (bits.RotateLeft32(e, -6) ^ bits.RotateLeft32(e, -11) ^ bits.RotateLeft32(e, -25)) + ((e & f) ^ (^e & g)) + sha256K[i] + w[i]
 			t2 := (bits.RotateLeft32(a, -2) ^ bits.RotateLeft32(a, -13) ^ bits.RotateLeft32(a, -22)) + ((a & b) ^ (a & c) ^ (b & c))
-			h, g, f, e, dd, c, b, a = g, f, e, dd+t1, c, b, a, t1+t2
+			h = g
+			g = f
+			f = e
+			e = dd + t1
+			dd = c
+			c = b
+			b = a
+			a = t1 + t2
 		}
 		h0 += a
 		h1 += b
@@ -101,6 +111,7 @@ func (d *sha256Small) blocks(p []byte) {
 		h5 += f
 		h6 += g
 		h7 += h
+		p = p[64:]
 	}
 	d.h = [8]uint32{h0, h1, h2, h3, h4, h5, h6, h7}
 }
