@@ -18,12 +18,15 @@ import (
 //
 // FFT2 is a function rather than a Backend method so the op set in
 // backend.go stays unchanged; both backends implement it.
+//
+// Backends are found by their fft2 method (not a case *CPU), so a program
+// that never makes a CPU backend (the browser's wasm) does not link the
+// CPU reference through FFT2.
 func FFT2(be Backend, re, im *Tensor, inverse bool) (*Tensor, *Tensor) {
-	switch b := be.(type) {
-	case *CPU:
-		return b.fft2(re, im, inverse)
-	case *GPU:
-		return b.fft2(re, im, inverse)
+	if f, ok := be.(interface {
+		fft2(re, im *Tensor, inverse bool) (*Tensor, *Tensor)
+	}); ok {
+		return f.fft2(re, im, inverse)
 	}
 	if be != nil {
 		be.setErr(fmt.Errorf("nn: fft2: backend %s has no FFT", be.Name()))

@@ -305,6 +305,20 @@ func quantOf(t *Tensor) *quantInfo {
 	return t.st.q
 }
 
+// cpuQuantUploader is the CPU reference's side of UploadQuant. It is an
+// interface, not a case *CPU, so a program that never makes a CPU backend
+// (the browser's wasm) does not link the CPU reference through UploadQuant.
+type cpuQuantUploader interface {
+	uploadQuant(q *QuantTensor, qi *quantInfo) *Tensor
+}
+
+func (c *CPU) uploadQuant(q *QuantTensor, qi *quantInfo) *Tensor {
+	t := c.newTensor(q.Shape, q.Format)
+	copy(t.st.cpu, q.Dequantize())
+	t.st.q = qi
+	return t
+}
+
 // UploadQuant stores a quantized weight on be: the GPU keeps the packed
 // words (kernels dequantize while they compute), the CPU reference keeps
 // the dequantized values so every op works on it.
@@ -315,11 +329,8 @@ func UploadQuant(be Backend, q *QuantTensor) *Tensor {
 	}
 	qi := &quantInfo{format: q.Format, group: q.Group, rows: q.Rows(), rowLen: q.RowLen(), groups: q.Groups(), rowWords: q.RowWords()}
 	switch b := be.(type) {
-	case *CPU:
-		t := b.newTensor(q.Shape, q.Format)
-		copy(t.st.cpu, q.Dequantize())
-		t.st.q = qi
-		return t
+	case cpuQuantUploader:
+		return b.uploadQuant(q, qi)
 	case *GPU:
 		align := max(int(b.Dev.Limits().MinStorageBufferOffsetAlignment)/4, 1)
 		qi.sWord = (len(q.Data) + align - 1) / align * align

@@ -1,7 +1,6 @@
 package pack
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -125,7 +124,7 @@ func (p *Pack) shard(i int) (File, error) {
 	if f.Size() != s.Bytes {
 		return fail("has %d bytes, the manifest says %d (truncated or wrong file)", f.Size(), s.Bytes)
 	}
-	h := sha256.New()
+	h := newSHA256()
 	if _, err := io.Copy(h, io.NewSectionReader(f, 0, s.Bytes)); err != nil {
 		return fail("%v", err)
 	}

@@ -1,7 +1,6 @@
 package pack
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -81,7 +80,7 @@ func (w *Writer) put(b []byte) error {
 			if err != nil {
 				return fmt.Errorf("pack: %w", err)
 			}
-			w.f, w.h = f, sha256.New()
+			w.f, w.h = f, newSHA256()
 			w.m.Shards = append(w.m.Shards, Shard{File: name})
 		}
 		s := &w.m.Shards[len(w.m.Shards)-1]

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 // ftfyClean is transformers' ftfy path: whitespace_clean(ftfy.fix_text(text)).lower().
@@ -32,7 +30,7 @@ func basicClean(text string) string {
 			sb.WriteRune(r)
 		}
 	}
-	words := strings.FieldsFunc(norm.NFC.String(sb.String()), pySpace)
+	words := strings.FieldsFunc(nfc(sb.String()), pySpace)
 	for i, w := range words {
 		words[i] = pyLower(w)
 	}
@@ -182,7 +180,7 @@ func fixSegment(s string, unescape bool) string {
 		s = fixLineBreaks(s)
 		s = removeTerminalEscapes(s)
 		s = removeControlChars(s)
-		s = norm.NFC.String(s)
+		s = nfc(s)
 		if s == orig {
 			break
 		}
@@ -220,7 +218,7 @@ func mapRunes(s string) string {
 				return " "
 			}
 			if r >= 0xFF01 && r < 0xFFF0 {
-				return norm.NFKC.String(string(r))
+				return nfkc(string(r))
 			}
 			return string(r)
 		})

@@ -6,7 +6,8 @@
 // server's request log go to dist/e2e/ (or $RETRACE_E2E_ARTIFACTS).
 //
 //	make e2e            # these tests alone
-//	go test ./tools/e2e -run TestBrowser -v
+//	go test ./tools/e2e -run TestBrowser -v   # tiny fixture pack, bad inputs
+//	go test ./tools/e2e -run TestFashion -v   # the default model (models/fashion)
 //
 // Without chromium the tests skip, except in CI (CI set), where they fail.
 package e2e
