@@ -128,7 +128,7 @@ function drawCrop() {
   g.lineWidth = 2;
   g.strokeRect(x + 1, y + 1, w - 2, h - 2);
   $("crop-caption").textContent = `${width}×${height}: the model sees the highlighted ${r.width}×${r.height} square` +
-    (res ? `, resized to ${res}×${res}.` : ".");
+    (res && res !== r.width ? `, resized to ${res}×${res}.` : ".");
   $("crop-figure").hidden = false;
 }
 

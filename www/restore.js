@@ -178,7 +178,8 @@ function drawCrop() {
   g.strokeStyle = "#ffd400";
   g.lineWidth = 2;
   g.strokeRect(x + 1, y + 1, w - 2, h - 2);
-  $("restore-crop-caption").textContent = `${width}×${height}: the model sees the highlighted ${r.width}×${r.height} square, resized to ${res}×${res}.`;
+  $("restore-crop-caption").textContent = `${width}×${height}: the model sees the highlighted ${r.width}×${r.height} square` +
+    (res && res !== r.width ? `, resized to ${res}×${res}.` : ".");
   $("restore-crop-figure").hidden = false;
 }
 
