@@ -2,8 +2,8 @@
 
 // Command wasm is retrace's browser runtime (GOOS=js GOARCH=wasm), meant to
 // run in a Web Worker (www/worker.js). It exposes a Promise-based API on
-// globalThis.retrace — init, load, probe, edit, generate, restore, cancel,
-// clearCache — documented in docs/JS_API.md.
+// globalThis.retrace — init, load, probe, edit, generate, restore,
+// watermarkEmbed, watermarkDetect, cancel, clearCache — documented in docs/JS_API.md.
 //
 // Calls never block inside js.FuncOf callbacks (the Go runtime deadlocks
 // when a callback awaits a Promise): each call returns a Promise and does
@@ -43,16 +43,19 @@ var st state
 
 func main() {
 	api := map[string]any{
-		"init":       js.FuncOf(func(js.Value, []js.Value) any { return promise(apiInit) }),
-		"info":       js.FuncOf(func(js.Value, []js.Value) any { return promise(apiInit) }),
-		"load":       js.FuncOf(apiLoad),
-		"probe":      js.FuncOf(apiProbe),
-		"edit":       js.FuncOf(apiEdit),
-		"generate":   js.FuncOf(apiGenerate),
-		"restore":    js.FuncOf(apiRestore),
-		"cancel":     js.FuncOf(apiCancel),
-		"clearCache": js.FuncOf(func(js.Value, []js.Value) any { return promise(apiClearCache) }),
-		"version":    "1",
+		"init":     js.FuncOf(func(js.Value, []js.Value) any { return promise(apiInit) }),
+		"info":     js.FuncOf(func(js.Value, []js.Value) any { return promise(apiInit) }),
+		"load":     js.FuncOf(apiLoad),
+		"probe":    js.FuncOf(apiProbe),
+		"edit":     js.FuncOf(apiEdit),
+		"generate": js.FuncOf(apiGenerate),
+		"restore":  js.FuncOf(apiRestore),
+		// watermark.go / watermark_js.go
+		"watermarkEmbed":  js.FuncOf(apiWatermarkEmbed),
+		"watermarkDetect": js.FuncOf(apiWatermarkDetect),
+		"cancel":          js.FuncOf(apiCancel),
+		"clearCache":      js.FuncOf(func(js.Value, []js.Value) any { return promise(apiClearCache) }),
+		"version":         "1",
 	}
 	js.Global().Set("retrace", js.ValueOf(api))
 	select {}
@@ -255,6 +258,11 @@ func run(opts js.Value, work func(m *Model, be nn.Backend, step func(Step) error
 	if err != nil {
 		return nil, st.failed(err)
 	}
+	return resultJS(res), nil
+}
+
+// resultJS is a finished run's result object (docs/JS_API.md).
+func resultJS(res *Result) js.Value {
 	out := map[string]any{
 		"width": res.Image.Width, "height": res.Image.Height, "rgba": bytesToJS(res.Image.Pix),
 		"calls": res.Calls, "ms": res.Ms, "input": rgbaToJS(res.Input),
@@ -265,7 +273,7 @@ func run(opts js.Value, work func(m *Model, be nn.Backend, step func(Step) error
 	if res.Input != nil {
 		out["crop"] = map[string]any{"x": res.Crop.Min.X, "y": res.Crop.Min.Y, "width": res.Crop.Dx(), "height": res.Crop.Dy()}
 	}
-	return js.ValueOf(out), nil
+	return js.ValueOf(out)
 }
 
 // imageOption reads an image option ({bytes} or {width, height, rgba}).

@@ -388,6 +388,9 @@ type GenerateOptions struct {
 	Guidance         float32
 	Seed             uint64
 	Previews         bool
+	// latents, if set, is the initial noise (a Tree-Ring-marked x_T)
+	// instead of the seed's draw.
+	latents *nn.Tensor
 }
 
 // Generate runs text (or class) to image at the model's resolution.
@@ -416,7 +419,7 @@ func (m *Model) Generate(be nn.Backend, o GenerateOptions, onStep func(Step) err
 	}
 	lat, img, err := m.SD.Generate(be, samplers.GenerateOptions{
 		Prompt: o.Prompt, NegativePrompt: o.Negative, Steps: o.Steps, Guidance: o.Guidance,
-		Seed: o.Seed, Height: r, Width: r, OnStep: step,
+		Seed: o.Seed, Height: r, Width: r, OnStep: step, Latents: o.latents,
 	})
 	if err != nil {
 		be.ClearErr()

@@ -1,10 +1,11 @@
 // The page: tabs, the GPU (adapter) panel, the model picker, status and
 // errors. The runtime lives in a worker (retrace.js wraps it); each tab is
-// its own module (edit.js, restore.js). The page never blocks: all model work happens
+// its own module (edit.js, restore.js, watermark.js). The page never blocks: all model work happens
 // in the worker.
 import { Retrace } from "./retrace.js";
 import { initEdit } from "./edit.js";
 import { initRestore, currentMask } from "./restore.js";
+import { initWatermark } from "./watermark.js";
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_PACK = "packs/default/";
@@ -278,6 +279,7 @@ $("clear-cache").addEventListener("click", async () => {
 // ---- start ----
 initEdit({ rt, ui });
 initRestore({ rt, ui });
+globalThis.retraceApp.watermark = initWatermark({ rt, ui });
 
 const params = new URLSearchParams(location.search);
 (async () => {

@@ -9,7 +9,7 @@
 // Every method returns a Promise; failures reject with a RetraceError whose
 // .code says what went wrong (no-webgpu, device-lost, bad-pack, network,
 // bad-image, image-too-large, prompt-too-long, bad-options, bad-mask,
-// unsupported-model, no-model,
+// unsupported-model, no-model, image-too-small, bad-payload,
 // canceled, worker, internal).
 
 export class RetraceError extends Error {
@@ -95,6 +95,26 @@ export class Retrace {
       if (im && im.rgba && im.rgba.buffer) transfer.push(im.rgba.buffer);
     }
     return this.#call("restore", opts, onStep, transfer);
+  }
+
+  /**
+   * Marks an image. opts.scheme "treering": a generation with the loaded
+   * model from key-marked noise {prompt, negative, steps, guidance, seed,
+   * keySeed, pattern}; "dwtdct": marks opts.image with {payload | bits}.
+   * → {width, height, rgba, calls, ms, scheme, key? | bits?}
+   */
+  watermarkEmbed(opts, onStep) {
+    const transfer = opts.image?.rgba?.buffer ? [opts.image.rgba.buffer] : [];
+    return this.#call("watermarkEmbed", opts, onStep, transfer);
+  }
+
+  /**
+   * Detects marks in opts.image with every available scheme (or
+   * opts.schemes). → {width, height, marked, ms, dwtdct, treering, safesd}
+   */
+  watermarkDetect(opts, onStep) {
+    const transfer = opts.image?.rgba?.buffer ? [opts.image.rgba.buffer] : [];
+    return this.#call("watermarkDetect", opts, onStep, transfer);
   }
 
   /** Stops the running edit, generation or restore at its next step. → true if one was running */

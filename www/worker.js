@@ -1,9 +1,11 @@
 // retrace's Web Worker: loads the Go runtime (retrace.wasm) and serves the
 // page's requests. The message protocol is in docs/JS_API.md:
-//   page → worker  {id, type: "init" | "load" | "probe" | "edit" | "generate" | "restore" | "cancel" | "clearCache", args}
+//   page → worker  {id, type: "init" | "load" | "probe" | "edit" | "generate" | "restore" |
+//                   "watermarkEmbed" | "watermarkDetect" | "cancel" | "clearCache", args}
 //   worker → page  {id, type: "progress" | "step" | "result" | "error", data}
 // Every request gets exactly one "result" or "error"; "progress" (load) and
-// "step" (edit, generate, restore) events come before it with the same id.
+// "step" (edit, generate, restore, watermarkEmbed,
+// watermarkDetect) events come before it with the same id.
 import "./wasm_exec.js";
 
 const boot = (async () => {
@@ -98,6 +100,8 @@ const handlers = {
   edit: (rt, args, id) => rt.edit({ ...args, onStep: (s) => post(id, "step", s) }),
   generate: (rt, args, id) => rt.generate({ ...args, onStep: (s) => post(id, "step", s) }),
   restore: (rt, args, id) => rt.restore({ ...args, onStep: (s) => post(id, "step", s) }),
+  watermarkEmbed: (rt, args, id) => rt.watermarkEmbed({ ...args, onStep: (s) => post(id, "step", s) }),
+  watermarkDetect: (rt, args, id) => rt.watermarkDetect({ ...args, onStep: (s) => post(id, "step", s) }),
   cancel: (rt) => rt.cancel(),
   clearCache: (rt) => rt.clearCache(),
   // Test hook: destroys the device, as a driver reset would lose it.
