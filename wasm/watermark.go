@@ -24,8 +24,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"retrace/nn"
 	"retrace/samplers"
@@ -440,27 +438,10 @@ func detectDwtDct(img image.Image, n int, expect []bool) (*DwtDctReport, error) 
 		return nil, dwtDctError(img, err)
 	}
 	by := watermark.BytesFromBits(bits)
-	r := &DwtDctReport{Scheme: SchemeDwtDct, NBits: n, Bits: watermark.FormatBits(bits), Hex: hex.EncodeToString(by), Votes: votes, Threshold: DwtDctConfidence}
-	if n%8 == 0 && utf8.Valid(by) {
-		printable := true
-		for _, c := range string(by) {
-			printable = printable && unicode.IsPrint(c)
-		}
-		if printable {
-			r.Text = string(by)
-		}
-	}
-	for _, v := range votes {
-		r.Confidence += math.Abs(2*v-1) / float64(len(votes))
-	}
+	r := &DwtDctReport{Scheme: SchemeDwtDct, NBits: n, Bits: watermark.FormatBits(bits), Hex: hex.EncodeToString(by), Votes: votes, Threshold: DwtDctConfidence,
+		Text: watermark.PayloadText(bits), Confidence: watermark.VoteConfidence(votes)}
 	if expect != nil {
-		ok := 0
-		for i := range bits {
-			if bits[i] == expect[i] {
-				ok++
-			}
-		}
-		acc, match := float64(ok)/float64(n), ok == n
+		acc, match := watermark.BitAccuracy(bits, expect)
 		r.BitAccuracy, r.Match = &acc, &match
 		r.Marked = match
 	} else {

@@ -50,6 +50,24 @@ const ui = {
   onChange: null,
   onModel: null,
   reinit: null,
+  // filePicker calls onFile with the file chosen in the <input type=file>
+  // inputId or dropped on the element dropId (highlighted while dragging).
+  filePicker(inputId, dropId, onFile) {
+    const input = $(inputId);
+    input.addEventListener("change", () => input.files[0] && onFile(input.files[0]));
+    const drop = $(dropId);
+    for (const t of ["dragenter", "dragover"]) {
+      drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); });
+    }
+    for (const t of ["dragleave", "drop"]) {
+      drop.addEventListener(t, () => drop.classList.remove("over"));
+    }
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const f = e.dataTransfer?.files?.[0];
+      if (f) onFile(f);
+    });
+  },
 };
 
 function explain(err) {

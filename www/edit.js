@@ -13,20 +13,7 @@ export function initEdit(ctx) {
   ui.onModel = (m) => { prev?.(m); onModel(m); };
   ui.onChange = update;
 
-  const input = $("image-input");
-  input.addEventListener("change", () => input.files[0] && pick(input.files[0]));
-  const drop = $("drop");
-  for (const t of ["dragenter", "dragover"]) {
-    drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); });
-  }
-  for (const t of ["dragleave", "drop"]) {
-    drop.addEventListener(t, () => drop.classList.remove("over"));
-  }
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    const f = e.dataTransfer?.files?.[0];
-    if (f) pick(f);
-  });
+  ui.filePicker("image-input", "drop", pick);
   $("method").addEventListener("change", methodChanged);
   methodChanged();
   $("reconstruct").addEventListener("change", update);

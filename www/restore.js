@@ -36,20 +36,7 @@ export function initRestore(ctx) {
   const prevChange = ui.onChange;
   ui.onChange = () => { prevChange?.(); update(); };
 
-  const input = $("restore-image");
-  input.addEventListener("change", () => input.files[0] && pick(input.files[0]));
-  const drop = $("restore-drop");
-  for (const t of ["dragenter", "dragover"]) {
-    drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); });
-  }
-  for (const t of ["dragleave", "drop"]) {
-    drop.addEventListener(t, () => drop.classList.remove("over"));
-  }
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    const f = e.dataTransfer?.files?.[0];
-    if (f) pick(f);
-  });
+  ui.filePicker("restore-image", "restore-drop", pick);
   $("restore-clean").addEventListener("change", async (e) => {
     const f = e.target.files[0];
     clean = f ? { bytes: await f.arrayBuffer(), name: f.name } : null;

@@ -26,18 +26,7 @@ export function initWatermark(ctx) {
     markPick = f ? await readImage(f, "wm-mark-note") : null;
     update();
   });
-  $("wm-detect-image").addEventListener("change", async (e) => {
-    const f = e.target.files[0];
-    if (f) await pickDetect(f);
-  });
-  const drop = $("wm-detect-drop");
-  for (const t of ["dragenter", "dragover"]) drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); });
-  for (const t of ["dragleave", "drop"]) drop.addEventListener(t, () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    const f = e.dataTransfer?.files?.[0];
-    if (f) pickDetect(f);
-  });
+  ui.filePicker("wm-detect-image", "wm-detect-drop", pickDetect);
   $("wm-mark-form").addEventListener("submit", (e) => { e.preventDefault(); embed(); });
   $("wm-detect-form").addEventListener("submit", (e) => { e.preventDefault(); detect(); });
   $("wm-cancel").addEventListener("click", async () => {

@@ -2,7 +2,10 @@ package watermark
 
 import (
 	"fmt"
+	"math"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // BitsFromBytes unpacks b most significant bit first (numpy.unpackbits, as
@@ -64,4 +67,44 @@ func FormatBits(bits []bool) string {
 		}
 	}
 	return sb.String()
+}
+
+// PayloadText returns the bits as text when they are whole bytes of valid,
+// printable UTF-8 (a decoded payload that was set as a string), else "".
+func PayloadText(bits []bool) string {
+	if len(bits)%8 != 0 {
+		return ""
+	}
+	b := BytesFromBits(bits)
+	if !utf8.Valid(b) {
+		return ""
+	}
+	for _, c := range string(b) {
+		if !unicode.IsPrint(c) {
+			return ""
+		}
+	}
+	return string(b)
+}
+
+// VoteConfidence is the mean over bits of |2v − 1| for DecodeDwtDct's
+// per-bit votes v in [0, 1]: 1 when every block agreed, 0 for a coin toss.
+func VoteConfidence(votes []float64) float64 {
+	var c float64
+	for _, v := range votes {
+		c += math.Abs(2*v-1) / float64(len(votes))
+	}
+	return c
+}
+
+// BitAccuracy is the share of got's bits equal to want's (same length),
+// and whether all are.
+func BitAccuracy(got, want []bool) (float64, bool) {
+	ok := 0
+	for i := range want {
+		if got[i] == want[i] {
+			ok++
+		}
+	}
+	return float64(ok) / float64(len(want)), ok == len(want)
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -261,41 +260,8 @@ func TestBrowser(t *testing.T) {
 	// request the page (and its worker) made.
 	br.cancel()
 	t.Run("network stays local", func(t *testing.T) {
-		reqs, err := readNetLog(br.netlog)
-		require.NoError(t, err)
-		base, err := url.Parse(srv.url)
-		require.NoError(t, err)
-		site := base.Scheme + "://" + base.Hostname()
-		pageReqs := 0
-		for _, r := range reqs {
-			// Requests made by the page, its scripts and its worker carry
-			// the page's origin as initiator; the navigation itself is the
-			// main frame request.
-			fromPage := r.Initiator == base.Scheme+"://"+base.Host || (r.Type == "main frame" && strings.HasPrefix(r.NIK, site+" "))
-			if !fromPage {
-				// The browser's own services. Any of them tied to the page
-				// must not send data (uploads would be a leak).
-				if strings.HasPrefix(r.NIK, site+" ") {
-					t.Logf("browser service request for the page: %s %.100s", r.Method, r.URL)
-					require.Equal(t, "GET", r.Method, "the browser sent data about the page: %s", r.URL)
-				}
-				continue
-			}
-			pageReqs++
-			u, err := url.Parse(r.URL)
-			require.NoError(t, err)
-			require.Equal(t, base.Host, u.Host, "request to another host: %s %s", r.Method, r.URL)
-			require.Contains(t, []string{"GET", "HEAD"}, r.Method, "the page only reads: %s %s", r.Method, r.URL)
-			require.Empty(t, u.RawQuery, "no data in query strings: %s", r.URL)
-			require.True(t, allowedPath(site, u.Path), "not a static asset or pack file: %s", r.URL)
-		}
-		require.Greater(t, pageReqs, 5, "the net log recorded the page's requests")
-		// The server saw only reads of files it has.
-		for _, r := range srv.requests() {
-			require.Contains(t, []string{"GET", "HEAD"}, r.method, "%v", r)
-			require.True(t, allowedPath(site, r.path), "%v", r)
-		}
-		t.Logf("%d requests from the page, all to %s", pageReqs, base.Host)
+		n := requireLocalNetwork(t, br, srv)
+		t.Logf("%d requests from the page, all to %s", n, srv.url)
 	})
 	_ = site
 }

@@ -11,7 +11,6 @@ import (
 	"image/color"
 	"io"
 	"math"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -256,41 +255,6 @@ func subArtifactsDir(t *testing.T, root, name string) string {
 	require.NoError(t, os.RemoveAll(d))
 	require.NoError(t, os.MkdirAll(d, 0o755))
 	return d
-}
-
-// requireLocalNetwork checks chromium's net log (the browser must be
-// closed) and the server's log: every request of the page and its worker
-// went to the test server, read a static asset or a pack file, and carried
-// no data. It returns the number of the page's requests.
-func requireLocalNetwork(t *testing.T, br *browser, srv *server) int {
-	reqs, err := readNetLog(br.netlog)
-	require.NoError(t, err)
-	base, err := url.Parse(srv.url)
-	require.NoError(t, err)
-	site := base.Scheme + "://" + base.Hostname()
-	pageReqs := 0
-	for _, r := range reqs {
-		fromPage := r.Initiator == base.Scheme+"://"+base.Host || (r.Type == "main frame" && strings.HasPrefix(r.NIK, site+" "))
-		if !fromPage {
-			if strings.HasPrefix(r.NIK, site+" ") {
-				require.Equal(t, "GET", r.Method, "the browser sent data about the page: %s", r.URL)
-			}
-			continue
-		}
-		pageReqs++
-		u, err := url.Parse(r.URL)
-		require.NoError(t, err)
-		require.Equal(t, base.Host, u.Host, "request to another host: %s %s", r.Method, r.URL)
-		require.Contains(t, []string{"GET", "HEAD"}, r.Method, "the page only reads: %s %s", r.Method, r.URL)
-		require.Empty(t, u.RawQuery, "no data in query strings: %s", r.URL)
-		require.True(t, allowedPath(site, u.Path), "not a static asset or pack file: %s", r.URL)
-	}
-	require.Greater(t, pageReqs, 5, "the net log recorded the page's requests")
-	for _, r := range srv.requests() {
-		require.Contains(t, []string{"GET", "HEAD"}, r.method, "%v", r)
-		require.True(t, allowedPath(site, r.path), "%v", r)
-	}
-	return pageReqs
 }
 
 // nativeEditGray is the page's edit on the Go CPU backend for a grayscale

@@ -12,6 +12,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -414,4 +415,42 @@ func copyDir(t *testing.T, src, dst string) {
 		in.Close()
 		require.NoError(t, out.Close())
 	}
+}
+
+// requireLocalNetwork checks chromium's net log (the browser must be
+// closed) and the server's log: every request of the page and its worker
+// went to the test server, read a static asset or a pack file, and carried
+// no data. It returns the number of the page's requests.
+func requireLocalNetwork(t *testing.T, br *browser, srv *server) int {
+	reqs, err := readNetLog(br.netlog)
+	require.NoError(t, err)
+	base, err := url.Parse(srv.url)
+	require.NoError(t, err)
+	site := base.Scheme + "://" + base.Hostname()
+	pageReqs := 0
+	for _, r := range reqs {
+		fromPage := r.Initiator == base.Scheme+"://"+base.Host || (r.Type == "main frame" && strings.HasPrefix(r.NIK, site+" "))
+		if !fromPage {
+			// The browser's own services. Any of them tied to the page
+			// must not send data (uploads would be a leak).
+			if strings.HasPrefix(r.NIK, site+" ") {
+				t.Logf("browser service request for the page: %s %.100s", r.Method, r.URL)
+				require.Equal(t, "GET", r.Method, "the browser sent data about the page: %s", r.URL)
+			}
+			continue
+		}
+		pageReqs++
+		u, err := url.Parse(r.URL)
+		require.NoError(t, err)
+		require.Equal(t, base.Host, u.Host, "request to another host: %s %s", r.Method, r.URL)
+		require.Contains(t, []string{"GET", "HEAD"}, r.Method, "the page only reads: %s %s", r.Method, r.URL)
+		require.Empty(t, u.RawQuery, "no data in query strings: %s", r.URL)
+		require.True(t, allowedPath(site, u.Path), "not a static asset or pack file: %s", r.URL)
+	}
+	require.Greater(t, pageReqs, 5, "the net log recorded the page's requests")
+	for _, r := range srv.requests() {
+		require.Contains(t, []string{"GET", "HEAD"}, r.method, "%v", r)
+		require.True(t, allowedPath(site, r.path), "%v", r)
+	}
+	return pageReqs
 }

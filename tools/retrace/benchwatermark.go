@@ -295,16 +295,10 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 				if err != nil {
 					return err
 				}
-				right := 0
-				for j := range bits {
-					if got[j] == bits[j] {
-						right++
-					}
-				}
-				f := float64(right) / float64(len(bits))
+				f, exactly := watermark.BitAccuracy(got, bits)
 				if k == 0 {
 					acc += f
-					if right == len(bits) {
+					if exactly {
 						exact++
 					}
 				} else {

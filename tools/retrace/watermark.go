@@ -12,8 +12,6 @@ import (
 	"math"
 	"os"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"retrace/nn"
 	"retrace/nn/imageio"
@@ -187,27 +185,10 @@ func dwtDctDetect(in string, n int, expect []bool, asJSON bool, out io.Writer) e
 		return err
 	}
 	b := watermark.BytesFromBits(bits)
-	r := dwtDctResult{Scheme: "dwtdct", Bits: watermark.FormatBits(bits), Hex: hex.EncodeToString(b), Votes: votes}
-	if n%8 == 0 && utf8.Valid(b) {
-		printable := true
-		for _, c := range string(b) {
-			printable = printable && unicode.IsPrint(c)
-		}
-		if printable {
-			r.Text = string(b)
-		}
-	}
-	for _, v := range votes {
-		r.Confidence += math.Abs(2*v-1) / float64(len(votes))
-	}
+	r := dwtDctResult{Scheme: "dwtdct", Bits: watermark.FormatBits(bits), Hex: hex.EncodeToString(b), Votes: votes,
+		Text: watermark.PayloadText(bits), Confidence: watermark.VoteConfidence(votes)}
 	if expect != nil {
-		ok := 0
-		for i := range bits {
-			if bits[i] == expect[i] {
-				ok++
-			}
-		}
-		acc, match := float64(ok)/float64(n), ok == n
+		acc, match := watermark.BitAccuracy(bits, expect)
 		r.BitAccuracy, r.Match = &acc, &match
 	}
 	if asJSON {
