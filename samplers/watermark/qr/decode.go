@@ -208,7 +208,7 @@ const alphanumeric = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 // Reed–Solomon are rejected rather than returned as garbage.
 func parseData(data []byte) ([]byte, error) {
 	r := bitReader{buf: data}
-	var out []byte
+	out := []byte{}
 	for {
 		if r.left() < 4 {
 			if r.read(r.left()) != 0 {

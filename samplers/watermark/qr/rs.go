@@ -126,19 +126,21 @@ func rsDecode(block []byte, ec int, erasures []int) (int, error) {
 	if len(erasures) > ec {
 		return 0, fmt.Errorf("qr: %d erasures exceed the %d error correction codewords", len(erasures), ec)
 	}
+	seen := make(map[int]bool, len(erasures))
+	for _, p := range erasures {
+		if p < 0 || p >= n || seen[p] {
+			return 0, fmt.Errorf("qr: erasure position %d is out of range or repeated (block of %d)", p, n)
+		}
+		seen[p] = true
+	}
 	S, zero := rsSyndromes(block, ec)
 	if zero {
 		return 0, nil
 	}
 	// Position i (0 = first codeword) is the coefficient of x^(n−1−i); its
 	// locator is X = α^(n−1−i).
-	seen := make(map[int]bool, len(erasures))
 	lambda := []byte{1} // errata locator Λ(x), lowest degree first
 	for _, p := range erasures {
-		if p < 0 || p >= n || seen[p] {
-			return 0, fmt.Errorf("qr: erasure position %d is out of range or repeated (block of %d)", p, n)
-		}
-		seen[p] = true
 		lambda = polyMulLinear(lambda, gfPow(n-1-p)) // Γ(x) = Π (1 − X x)
 	}
 	rho := len(erasures)
