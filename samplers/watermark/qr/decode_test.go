@@ -3,6 +3,7 @@ package qr
 import (
 	"fmt"
 	"image"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 
@@ -114,6 +115,84 @@ func toProb(m []bool, conf float32) []float32 {
 		}
 	}
 	return p
+}
+
+// TestQRFormatCopies damages one format copy beyond repair and the other
+// one less: the better copy must win.
+func TestQRFormatCopies(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, tc := range []struct {
+		name           string
+		flips1, flips2 int // bits flipped in the first and second copy
+		wantDist       int
+	}{
+		// A copy with f flipped bits is ≥ 7 − f bits from every other valid
+		// word (minimum distance 7), so the other copy with fewer than
+		// 7 − f flips (and ≤ 3) must win. (15 flips would give another
+		// valid word: the format code contains the all-ones word.)
+		{"first 5 off, second clean", 5, 0, 0},
+		{"first 5 off, second 1", 5, 1, 1},
+		{"first clean, second 6 off", 0, 6, 0},
+		{"first 1, second 5", 1, 5, 1},
+		{"first 3, second 3", 3, 3, 3},
+		{"first 4, second 2", 4, 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for v := MinVersion; v <= MaxVersion; v++ {
+				for mask := 0; mask < 8; mask++ {
+					lv := Level(rng.IntN(4))
+					c, err := Encode([]byte("rtrc-01"), lv, v, mask)
+					require.NoError(t, err)
+					m := append([]bool(nil), c.Modules...)
+					first, second := formatPositions(c.Size)
+					for _, f := range []struct {
+						pos [15][2]int
+						k   int
+					}{{first, tc.flips1}, {second, tc.flips2}} {
+						for _, i := range rng.Perm(15)[:f.k] {
+							p := f.pos[i][0]*c.Size + f.pos[i][1]
+							m[p] = !m[p]
+						}
+					}
+					res, err := Decode(m, c.Size)
+					require.NoError(t, err)
+					require.Equal(t, "rtrc-01", string(res.Data))
+					require.Equal(t, mask, res.Mask)
+					require.Equal(t, lv, res.Level)
+					require.Equal(t, tc.wantDist, res.FormatDistance)
+				}
+			}
+		})
+	}
+}
+
+// TestQRFormatFourBitsOff writes into both copies a word 4 bits from the
+// true format word and ≥ 4 from every valid one: beyond the 3 correctable
+// bits, so decoding must fail.
+func TestQRFormatFourBitsOff(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	c, err := Encode([]byte("rtrc-01"), Q, 2, 5)
+	require.NoError(t, err)
+	for tries := 0; ; tries++ {
+		require.Less(t, tries, 1000, "no 4-bit-off word found")
+		w := formatWord(Q, 5)
+		for _, i := range rng.Perm(15)[:4] {
+			w ^= 1 << i
+		}
+		nearest := 15
+		for a := 0; a < 32; a++ {
+			nearest = min(nearest, bits.OnesCount(uint(w^formatWord(Level(a>>3), a&7))))
+		}
+		if nearest < 4 {
+			continue
+		}
+		m := append([]bool(nil), c.Modules...)
+		drawFormat(m, c.Size, w)
+		_, err := Decode(m, c.Size)
+		require.ErrorContains(t, err, "format information unreadable")
+		require.ErrorContains(t, err, "4 bits from the nearest valid format word")
+		return
+	}
 }
 
 // TestQRFormatTooDamaged destroys both format copies beyond 3 bits.

@@ -235,7 +235,7 @@ func penaltyNpm(m []bool, size int) int {
 }
 
 // TestQRPenaltyRules scores small hand-made matrices whose penalties follow
-// from the rules of §7.8.3 by hand.
+// from the rules of §7.8.3 by hand, rule by rule.
 func TestQRPenaltyRules(t *testing.T) {
 	parse := func(rows ...string) ([]bool, int) {
 		m := make([]bool, 0, len(rows)*len(rows))
@@ -247,25 +247,52 @@ func TestQRPenaltyRules(t *testing.T) {
 		}
 		return m, len(rows)
 	}
+	checker7 := []string{"1010101", "0101010", "1010101", "0101010", "1010101", "0101010", "1010101"}
+	withRow0 := func(row0 string) []string { return append([]string{row0}, checker7[1:]...) }
 	for _, tc := range []struct {
-		name string
-		rows []string
-		want int
+		name                      string
+		rows                      []string
+		runs, blocks, finder, bal int
 	}{
-		// 5×5 all light: rule 1 = 10 lines × 3, rule 2 = 16 × 3, rule 4: 0 % dark → k = 10.
-		{"all light 5x5", []string{"00000", "00000", "00000", "00000", "00000"}, 30 + 48 + 100},
-		// Checkerboard: no runs, no blocks, 13/25 dark = 52 % → k = 0.
-		{"checkerboard 5x5", []string{"10101", "01010", "10101", "01010", "10101"}, 0},
-		// Rule 3: row 0 is a finder-like run with the light quiet zone after
-		// it, inside a 7×7 checkerboard otherwise (pattern also costs rule 1: none, runs are ≤ 3).
-		{"finder run 7x7", []string{"1011101", "1010101", "0101010", "1010101", "0101010", "1010101", "0101010"},
-			// rule 3: row 0 once (40); rule 2: none; rule 1: none;
-			// rule 4: 26/49 = 53 % → k = 0.
-			40},
+		// 0 % dark → k = 10; 5 rows + 5 columns with a run of 5; 16 blocks.
+		{"all light 5x5", []string{"00000", "00000", "00000", "00000", "00000"}, 30, 48, 0, 100},
+		// 13/25 = 52 % → k = 0.
+		{"checkerboard 5x5", []string{"10101", "01010", "10101", "01010", "10101"}, 0, 0, 0, 0},
+		// Rows 0 and 1 each hold a dark run of 6 (3+1 each), overlapping in
+		// 4 dark 2×2 blocks; 30/49 = 61 % dark → k = ⌊11.2/5⌋ = 2.
+		{"runs of 6", []string{"1111110", "0111111", "1010101", "0101010", "1010101", "0101010", "1010101"},
+			8, 12, 0, 20},
+		// Finder-like run filling row 0: outside the symbol is light on
+		// both sides, counted once; 26/49 = 53 % → k = 0.
+		{"finder run at edge", withRow0("1011101"), 0, 0, 40, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, size := parse(tc.rows...)
-			require.Equal(t, tc.want, penalty(m, size))
+			require.Equal(t, tc.runs, penaltyRuns(m, size), "rule 1")
+			require.Equal(t, tc.blocks, penaltyBlocks(m, size), "rule 2")
+			require.Equal(t, tc.finder, penaltyFinderLike(m, size), "rule 3")
+			require.Equal(t, tc.bal, penaltyBalance(m, size), "rule 4")
+			require.Equal(t, tc.runs+tc.blocks+tc.finder+tc.bal, penalty(m, size))
 		})
+	}
+	// Rule 3 along one row of a 15×15 symbol whose other rows are light
+	// (they add no finder-like runs; columns have at most one dark module).
+	for _, tc := range []struct {
+		row  string
+		want int
+	}{
+		{"000010111010000", 40}, // 4 light on both sides: once
+		{"000010111011000", 40}, // 4 light before only
+		{"100010111010000", 40}, // 4 light after only
+		{"110001011101000", 40}, // 3 light after, then outside the symbol
+		{"100010111011000", 0},  // dark within 4 on both sides
+		{"110001011101001", 0},  // 3 light on each side
+		{"000010110110000", 0},  // not 1:1:3:1:1
+	} {
+		m := make([]bool, 15*15)
+		for c, ch := range tc.row {
+			m[7*15+c] = ch == '1'
+		}
+		require.Equal(t, tc.want, penaltyFinderLike(m, 15), "row %s", tc.row)
 	}
 }

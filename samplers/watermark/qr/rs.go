@@ -182,7 +182,7 @@ func rsDecode(block []byte, ec int, erasures []int) (int, error) {
 	// Chien search: position i is in error when Λ(X_i⁻¹) = 0.
 	var pos []int
 	for i := 0; i < n; i++ {
-		if polyEval(lambda, gfPow(-(n - 1 - i))) == 0 {
+		if polyEval(lambda, gfPow(-(n-1-i))) == 0 {
 			pos = append(pos, i)
 		}
 	}
