@@ -53,6 +53,22 @@ func Decode(modules []bool, size int) (*Result, error) {
 // and takes the first erasure set whose correction passes the syndrome
 // check. NaN probabilities count as 0.5 (no information).
 func DecodeSoft(p []float32, size int) (*Result, error) {
+	return DecodeSoftWith(p, size, SoftOptions{})
+}
+
+// SoftOptions bound DecodeSoft's erasure search.
+type SoftOptions struct {
+	// Reserve is how many of a block's n − k check codewords the erasures
+	// must leave unused (e ≤ n − k − Reserve). Every erasure spends one
+	// check codeword, and with none left any word "decodes": a random
+	// block passes t-error decoding with about C(n−e, t)·255^t / 256^(n−k−e)
+	// probability, t = ⌊(n−k−e)/2⌋. For version 1-H (n 26, k 9) Reserve 7
+	// (e ≤ 10) keeps that near 1e-7 per attempt; Reserve 0 is DecodeSoft.
+	Reserve int
+}
+
+// DecodeSoftWith is DecodeSoft with its erasure search bounded by o.
+func DecodeSoftWith(p []float32, size int, o SoftOptions) (*Result, error) {
 	version, err := checkSize(len(p), size)
 	if err != nil {
 		return nil, err
@@ -71,7 +87,7 @@ func DecodeSoft(p []float32, size int) (*Result, error) {
 		return nil, err
 	}
 	cw, cwRel := readCodewords(hard, rel, version, mask)
-	return finish(cw, cwRel, version, level, mask, dist)
+	return finishReserve(cw, cwRel, version, level, mask, dist, max(o.Reserve, 0))
 }
 
 // checkSize validates the matrix length and size and returns the version.
@@ -147,6 +163,11 @@ func readCodewords(m []bool, rel []float32, version, mask int) ([]byte, []float3
 // finish de-interleaves the codewords, corrects each block (with erasures
 // when cwRel is given and hard decoding fails) and parses the data.
 func finish(cw []byte, cwRel []float32, version int, level Level, mask, dist int) (*Result, error) {
+	return finishReserve(cw, cwRel, version, level, mask, dist, 0)
+}
+
+// finishReserve is finish with at most n − k − reserve erasures per block.
+func finishReserve(cw []byte, cwRel []float32, version int, level Level, mask, dist, reserve int) (*Result, error) {
 	res := &Result{Version: version, Level: level, Mask: mask, FormatDistance: dist}
 	var data []byte
 	for bi, idx := range deinterleaveIndex(version, level) {
@@ -155,7 +176,7 @@ func finish(cw []byte, cwRel []float32, version int, level Level, mask, dist int
 			block[i] = cw[j]
 		}
 		ec := len(block) - blocks(version, level)[bi].k
-		fixed, erased, err := correctBlock(block, ec, idx, cwRel)
+		fixed, erased, err := correctBlock(block, ec, ec-reserve, idx, cwRel)
 		if err != nil {
 			return nil, fmt.Errorf("qr: version %d-%v mask %d, block %d of %d: %w", version, level, mask, bi+1, len(blocks(version, level)), err)
 		}
@@ -174,7 +195,7 @@ func finish(cw []byte, cwRel []float32, version int, level Level, mask, dist int
 // correctBlock runs Reed–Solomon on block in place: without erasures first,
 // then (with reliabilities) with the 1, 2, … ec least reliable codewords
 // erased. It returns the codewords changed and the erasures used.
-func correctBlock(block []byte, ec int, idx []int, cwRel []float32) (int, int, error) {
+func correctBlock(block []byte, ec, maxErasures int, idx []int, cwRel []float32) (int, int, error) {
 	fixed, err := rsDecode(block, ec, nil)
 	if err == nil || cwRel == nil {
 		return fixed, 0, err
@@ -184,12 +205,12 @@ func correctBlock(block []byte, ec int, idx []int, cwRel []float32) (int, int, e
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return cwRel[idx[order[a]]] < cwRel[idx[order[b]]] })
-	for e := 1; e <= ec; e++ {
+	for e := 1; e <= maxErasures; e++ {
 		if fixed, err2 := rsDecode(block, ec, order[:e]); err2 == nil {
 			return fixed, e, nil
 		}
 	}
-	return 0, 0, fmt.Errorf("%w; erasing up to %d least reliable codewords did not help", err, ec)
+	return 0, 0, fmt.Errorf("%w; erasing up to %d least reliable codewords did not help", err, max(maxErasures, 0))
 }
 
 // Character count indicator lengths for versions 1–9 (Table 3).

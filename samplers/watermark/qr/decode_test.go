@@ -275,6 +275,24 @@ func TestQRSoftBeatsHard(t *testing.T) {
 			}
 			require.Equal(t, wantErasures, res.Erasures)
 			require.Equal(t, wantCorrected, res.Corrected)
+
+			// A reserve that leaves too few check codewords for those
+			// erasures makes the same matrix fail; one that leaves exactly
+			// enough still decodes.
+			need := 0
+			for bi, b := range blocks(tc.version, tc.level) {
+				need = max(need, 2*len(hit[bi])-(b.n-b.k))
+			}
+			minEC := 1 << 30
+			for _, b := range blocks(tc.version, tc.level) {
+				minEC = min(minEC, b.n-b.k)
+			}
+			_, err = DecodeSoftWith(p, c.Size, SoftOptions{Reserve: minEC - need + 1})
+			require.ErrorContains(t, err, "erasing up to")
+			res, err = DecodeSoftWith(p, c.Size, SoftOptions{Reserve: minEC - need})
+			if err == nil { // blocks with a larger ec may still fit
+				require.Equal(t, data, res.Data)
+			}
 		})
 	}
 }
