@@ -84,3 +84,8 @@ func openWeightsDir(dir string) (TensorSource, func(), error) {
 	}
 	return nil, nil, fmt.Errorf("%s: no weights file (looked for %v)", dir, weightFileNames)
 }
+
+// OpenWeightsDir opens the safetensors weights of a model folder (the file
+// names diffusers and transformers use, see weightFileNames); close them
+// with the returned function once the model is loaded.
+func OpenWeightsDir(dir string) (TensorSource, func(), error) { return openWeightsDir(dir) }

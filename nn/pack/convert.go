@@ -254,6 +254,17 @@ func inputs(in string) (srcs []source, files map[string][]byte, scheduler json.R
 			}
 			srcs = append(srcs, s)
 		}
+		// retrace's own optional component: the Safe-SD-style watermark's
+		// injector and detector (tools/train/safesd.py), beside the
+		// diffusers ones (diffusers ignores folders model_index.json does
+		// not list).
+		if exists(filepath.Join(in, "safesd")) {
+			s, err := dirSource("safesd", filepath.Join(in, "safesd"))
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			srcs = append(srcs, s)
+		}
 		if scheduler, err = os.ReadFile(filepath.Join(in, "scheduler", "scheduler_config.json")); err != nil {
 			return nil, nil, nil, fmt.Errorf("pack: scheduler: %w", err)
 		}

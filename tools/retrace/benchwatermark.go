@@ -21,6 +21,7 @@ import (
 	"retrace/nn/imageio"
 	"retrace/samplers"
 	"retrace/samplers/watermark"
+	"retrace/samplers/watermark/qr"
 )
 
 func init() {
@@ -43,6 +44,11 @@ type wmRow struct {
 	BitAcc      float64 `json:"bit_acc,omitempty"`
 	ExactRate   float64 `json:"exact_rate,omitempty"`
 	CleanBitAcc float64 `json:"clean_bit_acc,omitempty"`
+	// Safe-SD: BitAcc is the share of the 441 QR modules the detector reads
+	// right, ExactRate the share of marked images whose payload decodes
+	// exactly; FalsePositive the share of clean images from which any
+	// payload decodes.
+	FalsePositive *float64 `json:"false_positive_rate,omitempty"`
 	// Quality of marked vs unmarked (attack "none" only).
 	PSNR float64 `json:"psnr,omitempty"`
 	SSIM float64 `json:"ssim,omitempty"`
@@ -64,6 +70,9 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 	seed := fs.Uint64("seed", 1, "noise seed: image i starts from NewNoise(seed + i)")
 	batch := fs.Int("batch", 20, "images per UNet batch")
 	payload := fs.String("payload", "rtrc", "DwtDct payload (UTF-8, 8 bits per byte)")
+	ssPayload := fs.String("safesd-payload", "rtrc-01", "Safe-SD payload (the ID in the QR code, ≤ 7 bytes)")
+	ssDir := fs.String("safesd", "", "Safe-SD injector/detector folder (default <model>/safesd)")
+	schemesFlag := fs.String("schemes", "treering,safesd,dwtdct", "schemes to measure (the generations are made once)")
 	carrier := fs.Int("dwtdct-size", 256, "DwtDct carrier size: the clean generations resized (bilinear) to this square size")
 	dst := fs.String("out", "bench/watermark", "output folder (images, results.jsonl, table.md)")
 	asJSON := fs.Bool("json", false, "one JSON object per line on stdout")
@@ -87,6 +96,13 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 			return fmt.Errorf("bench-watermark: --methods %q: want ddim, edict or bdia", m)
 		}
 	}
+	schemes := map[string]bool{}
+	for _, sc := range splitList(*schemesFlag, "treering,safesd,dwtdct") {
+		if !slices.Contains([]string{"treering", "safesd", "dwtdct"}, sc) {
+			return fmt.Errorf("bench-watermark: --schemes %q: want treering, safesd or dwtdct", sc)
+		}
+		schemes[sc] = true
+	}
 	be, done, err := mf.backendOf()
 	if err != nil {
 		return err
@@ -97,6 +113,18 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 		return err
 	}
 	defer sd.Free()
+	var ss *watermark.SafeSD
+	var ssCode *qr.Code
+	if schemes["safesd"] {
+		r := safeSDRun{mf: mf, dir: *ssDir}
+		if ss, err = watermark.LoadSafeSDDir(be, r.weightsDir()); err != nil {
+			return fmt.Errorf("bench-watermark: %w (or leave safesd out of --schemes)", err)
+		}
+		defer ss.Free()
+		if ssCode, err = ss.Code(*ssPayload); err != nil {
+			return err
+		}
+	}
 	tr := treeRingRun{mf: mf, keySeed: *keySeed, opts: watermark.TreeRingOptions{Pattern: *pattern, Channel: watermark.DefaultTreeRing.Channel}}
 	key, size, err := tr.key(be, sd)
 	if err != nil {
@@ -131,6 +159,12 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 	// key injected.
 	vocab := sd.Vocabulary()
 	marked, clean := make([]*image.NRGBA, *n), make([]*image.NRGBA, *n)
+	ssMarked := make([]*image.NRGBA, *n)
+	if ss != nil {
+		if err := os.MkdirAll(filepath.Join(*dst, "safesd"), 0o755); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	genMs := 0.0
 	for i0 := 0; i0 < *n; {
@@ -146,6 +180,9 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 			return err
 		}
 		for k, lat := range []*nn.Tensor{xT, xw} {
+			if k == 1 && !schemes["treering"] {
+				break
+			}
 			t0 := time.Now()
 			x, img, err := sd.Generate(be, samplers.GenerateOptions{Prompt: prompt, Steps: *steps, Guidance: float32(*guidance),
 				Latents: lat, Height: size, Width: size})
@@ -154,6 +191,24 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 				return fmt.Errorf("bench-watermark: generate: %w", err)
 			}
 			v, err := be.Read(img)
+			var vs []float32
+			if k == 0 && ss != nil {
+				// The same generation with the trigger word: the injector
+				// writes the code into its final sample (GenerateSafeSD).
+				xm, err := ss.Embed(be, x, ssCode)
+				if err == nil {
+					im, err2 := sd.ToImage(be, xm)
+					if err2 == nil {
+						vs, err2 = be.Read(im)
+					}
+					nn.Free(xm, im)
+					err = err2
+				}
+				if err != nil {
+					nn.Free(x, img, xT, xw)
+					return fmt.Errorf("bench-watermark: safesd: %w", err)
+				}
+			}
 			nn.Free(x, img)
 			if err != nil {
 				nn.Free(xT, xw)
@@ -161,6 +216,13 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 			}
 			genMs += float64(time.Since(t0).Microseconds()) / 1000
 			c := img.Dim(1)
+			for j := 0; vs != nil && j < b; j++ {
+				ssMarked[i0+j] = pictureOf(vs[j*c*size*size:(j+1)*c*size*size], c, size)
+				if err := writePNG(filepath.Join(*dst, "safesd", fmt.Sprintf("%04d.png", i0+j)), ssMarked[i0+j]); err != nil {
+					nn.Free(xT, xw)
+					return err
+				}
+			}
 			for j := 0; j < b; j++ {
 				pic := pictureOf(v[j*c*size*size:(j+1)*c*size*size], c, size)
 				name := "clean"
@@ -181,6 +243,9 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 	}
 	var psnrSum, ssimSum float64
 	for i := range marked {
+		if marked[i] == nil {
+			break
+		}
 		a, b := lumaOf(clean[i]), lumaOf(marked[i])
 		psnrSum += psnr(a, b)
 		s, err := ssim(a, b, size, size)
@@ -190,7 +255,18 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 		ssimSum += s
 	}
 	quality := wmRow{Scheme: "treering", Attack: "quality", N: *n, PSNR: psnrSum / float64(*n), SSIM: ssimSum / float64(*n), Ms: genMs / float64(2**n)}
-	emit(quality)
+	if schemes["treering"] {
+		emit(quality)
+	}
+	if ss != nil {
+		if err := benchSafeSD(be, ss, ssCode, *ssPayload, clean, ssMarked, attacks, size, *batch, emit); err != nil {
+			return err
+		}
+	}
+	trAttacks := attacks
+	if !schemes["treering"] {
+		trAttacks = nil
+	}
 
 	// 2. Tree-Ring detection: every attacked image is inverted (null
 	// prompt, no guidance: the detector does not know the prompt) and
@@ -203,7 +279,7 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 	eps := samplers.CondUNetEps(sd.UNet, uncond, nil, 1)
 	cfg := sd.SchedulerConfigOf()
 	c := sd.UNet.Config.InChannels
-	for _, a := range attacks {
+	for _, a := range trAttacks {
 		pics := make([]*image.NRGBA, 0, 2**n)
 		for i := range marked {
 			pm, err := a.Fn(marked[i], i)
@@ -262,6 +338,9 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 		}
 	}
 
+	if !schemes["dwtdct"] {
+		return os.WriteFile(filepath.Join(*dst, "table.md"), []byte(watermarkTable(rows, ms)), 0o644)
+	}
 	// 3. DwtDct (invisible-watermark's dwtDct) on the clean generations
 	// resized to a carrier size the 4×4-block scheme has room in.
 	bits := watermark.BitsFromString(*payload)
@@ -451,6 +530,12 @@ func watermarkTable(rows []wmRow, methods []string) string {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString("\n### Safe-SD-style QR: module accuracy, payload decoded exactly, false positives on clean images\n\n| attack | module accuracy | payload decoded | false positives |\n| --- | --- | --- | --- |\n")
+	for _, r := range rows {
+		if r.Scheme == "safesd" && r.Attack != "quality" && r.FalsePositive != nil {
+			fmt.Fprintf(&b, "| %s | %.4f | %.3f | %.3f |\n", r.Attack, r.BitAcc, r.ExactRate, *r.FalsePositive)
+		}
+	}
 	b.WriteString("\n### DwtDct: bit accuracy, exact payload rate, clean images' bit accuracy\n\n| attack | bit accuracy | payload exact | clean bit accuracy |\n| --- | --- | --- | --- |\n")
 	for _, r := range rows {
 		if r.Scheme == "dwtdct" && r.Attack != "quality" {
@@ -464,4 +549,72 @@ func watermarkTable(rows []wmRow, methods []string) string {
 		}
 	}
 	return b.String()
+}
+
+// benchSafeSD measures the Safe-SD-style QR mark: marked[i] is clean[i]'s
+// generation with the trigger word. Rows: quality (PSNR/SSIM marked vs
+// unmarked), then per attack the module accuracy, the exact payload
+// rate and the false-positive rate on clean images.
+func benchSafeSD(be nn.Backend, ss *watermark.SafeSD, code *qr.Code, want string, clean, marked []*image.NRGBA, attacks []attack, size, batch int, emit func(wmRow)) error {
+	n := len(clean)
+	var q, s float64
+	for i := range clean {
+		a, b := lumaOf(clean[i]), lumaOf(marked[i])
+		q += psnr(a, b)
+		v, err := ssim(a, b, size, size)
+		if err != nil {
+			return err
+		}
+		s += v
+	}
+	emit(wmRow{Scheme: "safesd", Attack: "quality", N: n, PSNR: q / float64(n), SSIM: s / float64(n)})
+	for _, a := range attacks {
+		var acc, exact, fp float64
+		t0 := time.Now()
+		for i0 := 0; i0 < n; i0 += batch {
+			b := min(batch, n-i0)
+			for k, set := range [][]*image.NRGBA{marked[i0 : i0+b], clean[i0 : i0+b]} {
+				vals := make([]float32, 0, b*size*size)
+				for j, p := range set {
+					pa, err := a.Fn(p, i0+j)
+					if err != nil {
+						return err
+					}
+					v, err := toModel(pa, 1, size, size)
+					if err != nil {
+						return err
+					}
+					vals = append(vals, v...)
+				}
+				y := be.Upload([]int{b, 1, size, size}, vals)
+				dets, err := ss.Detect(be, y)
+				nn.Free(y)
+				if err != nil {
+					return fmt.Errorf("bench-watermark: safesd: %w", err)
+				}
+				for _, d := range dets {
+					if k == 1 {
+						if d.Marked {
+							fp++
+						}
+						continue
+					}
+					if d.Marked && d.Payload == want {
+						exact++
+					}
+					right := 0
+					for m, dark := range code.Modules {
+						if (d.Probs[m] > 0.5) == dark {
+							right++
+						}
+					}
+					acc += float64(right) / float64(len(code.Modules))
+				}
+			}
+		}
+		f := fp / float64(n)
+		emit(wmRow{Scheme: "safesd", Attack: a.Name, N: n, BitAcc: acc / float64(n), ExactRate: exact / float64(n), FalsePositive: &f,
+			Ms: float64(time.Since(t0).Microseconds()) / 1000 / float64(2*n)})
+	}
+	return nil
 }

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	commands = append(commands, command{"watermark", "mark an image or a generation, or detect a mark: watermark embed|detect --scheme dwtdct|treering (--json)", cmdWatermark})
+	commands = append(commands, command{"watermark", "mark an image or a generation, or detect a mark: watermark embed|detect --scheme safesd|treering|dwtdct (--json)", cmdWatermark})
 }
 
 func cmdWatermark(args []string, out io.Writer) error {
@@ -29,13 +29,13 @@ func cmdWatermark(args []string, out io.Writer) error {
 	}
 	embed := args[0] == "embed"
 	fs := flag.NewFlagSet("watermark "+args[0], flag.ContinueOnError)
-	scheme := fs.String("scheme", "dwtdct", "dwtdct (invisible-watermark's dwtDct, in the image) or treering (in the initial noise of a generation)")
+	scheme := fs.String("scheme", "dwtdct", "safesd (a QR code written by a trained injector when the prompt has the trigger word), treering (in the initial noise of a generation) or dwtdct (invisible-watermark's dwtDct, in the image)")
 	asJSON := fs.Bool("json", false, "detect: machine-readable output")
 	in := fs.String("image", "", "input image (.png or .jpg): dwtdct embed marks it; detect reads it")
 	dst := fs.String("out", "marked.png", "embed: output image (.png; JPEG 4:2:0 destroys a dwtdct mark)")
 	// dwtdct payload
 	bitsFlag := fs.String("bits", "", "dwtdct: payload as a bit string, e.g. 0b1011…")
-	text := fs.String("payload", "", "dwtdct: payload as text (UTF-8 bytes, MSB first, like set_watermark('bytes', …))")
+	text := fs.String("payload", "", "dwtdct: payload as text (UTF-8 bytes, MSB first, like set_watermark('bytes', …)); safesd: the ID in the QR code (≤ 7 bytes)")
 	hexFlag := fs.String("hex", "", "dwtdct: payload as hex bytes")
 	nbits := fs.Int("nbits", 0, "dwtdct detect: bits to read (default: the length of --bits/--payload/--hex, else 32)")
 	// treering key and model
@@ -54,6 +54,8 @@ func cmdWatermark(args []string, out io.Writer) error {
 	size := fs.Int("size", 0, "treering: image size in pixels (default: the model's)")
 	method := fs.String("method", "edict", "treering detect: inversion method ddim, edict or bdia")
 	alpha := fs.Float64("alpha", 0.01, "treering detect: report marked when the p-value is below alpha")
+	safesdDir := fs.String("safesd", "", "safesd: the injector/detector folder (default: <model>/safesd, else models/fashion/safesd)")
+	trigger := fs.String("trigger", watermark.DefaultTrigger, "safesd embed: the trigger word; the prompt must contain it for the mark to be written")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -87,8 +89,19 @@ func cmdWatermark(args []string, out io.Writer) error {
 			return tr.embed(*dst, out)
 		}
 		return tr.detect(*in, *asJSON, out)
+	case "safesd":
+		ss := safeSDRun{mf: mf, dir: *safesdDir, trigger: *trigger, payload: *text, prompt: *prompt, negative: *negative,
+			steps: *steps, guidance: *guidance, seed: *seed}
+		fs.Visit(func(f *flag.Flag) {
+			ss.stepsSet = ss.stepsSet || f.Name == "steps"
+			ss.guidanceSet = ss.guidanceSet || f.Name == "guidance"
+		})
+		if embed {
+			return ss.embed(*dst, out)
+		}
+		return ss.detect(*in, *asJSON, out)
 	}
-	return fmt.Errorf("watermark: --scheme %q (want dwtdct or treering)", *scheme)
+	return fmt.Errorf("watermark: --scheme %q (want safesd, treering or dwtdct)", *scheme)
 }
 
 // dwtDctPayload reads at most one of the payload flags (nil if none).
