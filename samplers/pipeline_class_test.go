@@ -1,6 +1,7 @@
 package samplers
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -81,4 +82,36 @@ func readAll(t *testing.T, be nn.Backend, x *nn.Tensor) []float32 {
 	v, err := be.Read(x)
 	require.NoError(t, err)
 	return v
+}
+
+// TestPipelineGuidanceInterval: an interval holding every timestep is plain
+// guidance; one holding none is the conditional prediction alone (= guidance
+// 1 up to rounding); a half interval differs from both; an empty one is an
+// error.
+func TestPipelineGuidanceInterval(t *testing.T) {
+	be := nn.NewCPU()
+	sd, err := LoadStableDiffusionAny(be, fashionModel(t), nn.F32)
+	require.NoError(t, err)
+	defer sd.Free()
+	s := sd.UNet.Config.SampleSize
+	gen := func(g float32, iv *[2]float32) []float32 {
+		x, img, err := sd.Generate(be, GenerateOptions{Prompt: "dress", Steps: 4, Guidance: g, GuidanceInterval: iv, Seed: 3, Batch: 2, Height: s, Width: s})
+		require.NoError(t, err)
+		defer nn.Free(x, img)
+		return readAll(t, be, x)
+	}
+	plain, one := gen(3, nil), gen(1, nil)
+	require.Equal(t, plain, gen(3, &[2]float32{0, 999}))
+	none := gen(3, &[2]float32{2000, 3000})
+	requireClose(t, one, none, 1e-4, 1e-4, "no step guided = guidance 1")
+	half := gen(3, &[2]float32{0, 500}) // 4 leading steps: t = 750, 500, 250, 0
+	var dPlain, dOne float64
+	for i := range half {
+		dPlain = max(dPlain, math.Abs(float64(half[i]-plain[i])))
+		dOne = max(dOne, math.Abs(float64(half[i]-one[i])))
+	}
+	require.Greater(t, dPlain, 1e-3)
+	require.Greater(t, dOne, 1e-3)
+	_, _, err = sd.Generate(be, GenerateOptions{Prompt: "dress", Steps: 2, Guidance: 3, GuidanceInterval: &[2]float32{5, 1}, Seed: 3, Height: s, Width: s})
+	require.ErrorContains(t, err, "guidance interval [5, 1] is empty")
 }

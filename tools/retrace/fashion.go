@@ -49,6 +49,9 @@ func cmdSampleGrid(args []string, out io.Writer) error {
 	only := fs.String("classes", "", "comma-separated classes (default: the whole vocabulary)")
 	dst := fs.String("out", "docs/fashion", "output folder")
 	prof := fs.String("cpuprofile", "", "write a Go CPU profile here")
+	schedName := fs.String("scheduler", "", "replace the model's scheduler class (diffusers name, e.g. DPMSolverMultistepScheduler), keeping its betas")
+	spacing := fs.String("spacing", "", "replace the scheduler's timestep_spacing (leading, trailing, linspace)")
+	interval := fs.String("guidance-interval", "", "apply guidance only at timesteps lo..hi (e.g. 0,600); the other steps use the conditional prediction alone")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,6 +78,19 @@ func cmdSampleGrid(args []string, out io.Writer) error {
 		return err
 	}
 	defer sd.Free()
+	var iv *[2]float32
+	if *interval != "" {
+		var lo, hi float32
+		if _, err := fmt.Sscanf(*interval, "%g,%g", &lo, &hi); err != nil || !(lo <= hi) {
+			return fmt.Errorf("sample-grid: --guidance-interval %q: want lo,hi timesteps with lo ≤ hi", *interval)
+		}
+		iv = &[2]float32{lo, hi}
+	}
+	if *schedName != "" || *spacing != "" {
+		if sd.Scheduler, err = overrideScheduler(mf.model, *schedName, *spacing); err != nil {
+			return fmt.Errorf("sample-grid: %w", err)
+		}
+	}
 	classes := sd.Vocabulary()
 	if classes == nil {
 		return fmt.Errorf("sample-grid: %s is not a class-conditional model (its text encoder has no vocabulary)", mf.model)
@@ -87,22 +103,24 @@ func cmdSampleGrid(args []string, out io.Writer) error {
 	}
 	s := sd.UNet.Config.SampleSize * sd.Factor()
 	type summary struct {
-		Model            string   `json:"model"`
-		Classes          []string `json:"classes"`
-		PerClass         int      `json:"per_class"`
-		Done             int      `json:"done"`
-		Steps            int      `json:"steps"`
-		Guidance         float64  `json:"guidance"`
-		Seed             uint64   `json:"seed"`
-		Scheduler        string   `json:"scheduler"`
-		Backend          string   `json:"backend"`
-		Seconds          float64  `json:"seconds"`
-		SecondsPerSample float64  `json:"seconds_per_sample"`
-		Size             int      `json:"size"`
-		Cols             int      `json:"cols"`
-		Order            string   `json:"order"`
+		Model            string      `json:"model"`
+		Classes          []string    `json:"classes"`
+		PerClass         int         `json:"per_class"`
+		Done             int         `json:"done"`
+		Steps            int         `json:"steps"`
+		Guidance         float64     `json:"guidance"`
+		GuidanceInterval *[2]float32 `json:"guidance_interval,omitempty"`
+		Spacing          string      `json:"timestep_spacing,omitempty"`
+		Seed             uint64      `json:"seed"`
+		Scheduler        string      `json:"scheduler"`
+		Backend          string      `json:"backend"`
+		Seconds          float64     `json:"seconds"`
+		SecondsPerSample float64     `json:"seconds_per_sample"`
+		Size             int         `json:"size"`
+		Cols             int         `json:"cols"`
+		Order            string      `json:"order"`
 	}
-	sum := summary{Model: mf.model, Classes: classes, PerClass: *perClass, Steps: *steps, Guidance: *guidance,
+	sum := summary{Model: mf.model, Classes: classes, PerClass: *perClass, Steps: *steps, Guidance: *guidance, GuidanceInterval: iv, Spacing: *spacing,
 		Seed: *seed, Scheduler: fmt.Sprintf("%T", sd.Scheduler), Backend: mf.backend, Size: s, Cols: *cols,
 		Order: "row-major, sample k at row k/cols, column k%cols"}
 	rows := (*perClass + *cols - 1) / *cols
@@ -118,7 +136,7 @@ func cmdSampleGrid(args []string, out io.Writer) error {
 		n := min(*batch, *perClass-k)
 		for ci, class := range classes {
 			x, img, err := sd.Generate(be, samplers.GenerateOptions{
-				Prompt: class, Steps: *steps, Guidance: float32(*guidance),
+				Prompt: class, Steps: *steps, Guidance: float32(*guidance), GuidanceInterval: iv,
 				Seed: *seed + uint64(1000*ci+b), Batch: n, Height: s, Width: s,
 			})
 			if err != nil {
@@ -147,6 +165,33 @@ func cmdSampleGrid(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%d/%d samples per class (%d classes) in %.1fs → %s\n", k, *perClass, len(classes), sum.Seconds, *dst)
 	}
 	return nil
+}
+
+// overrideScheduler builds the scheduler of a diffusers pipeline folder's
+// scheduler/scheduler_config.json with its class and/or timestep spacing
+// replaced (the betas, clipping and prediction type stay; fields the new
+// class has and the file lacks take that class's diffusers defaults).
+func overrideScheduler(model, class, spacing string) (samplers.Scheduler, error) {
+	f := filepath.Join(model, "scheduler", "scheduler_config.json")
+	if _, err := os.Stat(f); err != nil {
+		return nil, fmt.Errorf("--scheduler/--spacing need a diffusers pipeline folder with %s", f)
+	}
+	cfg, err := samplers.LoadSchedulerConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	if class != "" {
+		cfg.ClassName = class
+	}
+	if spacing != "" {
+		switch spacing {
+		case "leading", "trailing", "linspace":
+		default:
+			return nil, fmt.Errorf("--spacing %q: want leading, trailing or linspace", spacing)
+		}
+		cfg.TimestepSpacing = spacing
+	}
+	return samplers.NewScheduler(cfg)
 }
 
 // putCells writes samples [n, ch, s, s] in [0, 1] (averaged over channels)
