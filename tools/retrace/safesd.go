@@ -28,6 +28,15 @@ type safeSDRun struct {
 	stepsSet, guidanceSet bool
 }
 
+// load loads the injector/detector of weightsDir, saying where it looked.
+func (r *safeSDRun) load(be nn.Backend) (*watermark.SafeSD, error) {
+	d := r.weightsDir()
+	if _, err := os.Stat(filepath.Join(d, "config.json")); err != nil {
+		return nil, fmt.Errorf("safesd: no injector/detector in %s (give its folder with --safesd, or the pipeline folder holding safesd/ with --model)", d)
+	}
+	return watermark.LoadSafeSDDir(be, d)
+}
+
 // weightsDir is --safesd, else <model>/safesd, else models/fashion/safesd.
 func (r *safeSDRun) weightsDir() string {
 	switch {
@@ -56,7 +65,7 @@ func (r *safeSDRun) embed(dst string, out io.Writer) error {
 		return err
 	}
 	defer sd.Free()
-	ss, err := watermark.LoadSafeSDDir(be, r.weightsDir())
+	ss, err := r.load(be)
 	if err != nil {
 		return err
 	}
@@ -109,7 +118,7 @@ func (r *safeSDRun) detect(in string, asJSON bool, out io.Writer) error {
 		return err
 	}
 	defer done()
-	ss, err := watermark.LoadSafeSDDir(be, r.weightsDir())
+	ss, err := r.load(be)
 	if err != nil {
 		return err
 	}

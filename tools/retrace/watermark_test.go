@@ -68,3 +68,42 @@ func TestWatermarkCLITreeRing(t *testing.T) {
 	require.Greater(t, r.Metric, 0.0)
 	require.ErrorContains(t, cmdWatermark(append([]string{"detect", "--image", img, "--method", "ef-ddpm"}, common...), &out), "inversion method")
 }
+
+// safesd through the CLI with the default model (CPU, 4 steps): the marked
+// generation decodes to its payload; the same generation without the
+// trigger word is unmarked; bad input is rejected with the reason.
+func TestWatermarkCLISafeSD(t *testing.T) {
+	model := filepath.Join(golden.RepoRoot(t), "models", "fashion")
+	tmp := t.TempDir()
+	marked, clean := filepath.Join(tmp, "marked.png"), filepath.Join(tmp, "clean.png")
+	var out bytes.Buffer
+	common := []string{"--scheme", "safesd", "--model", model, "--backend", "cpu", "--steps", "4", "--seed", "7"}
+	require.NoError(t, cmdWatermark(append([]string{"embed", "--prompt", "dress #wm", "--payload", "id-42", "--out", marked}, common...), &out))
+	require.Contains(t, out.String(), "marked true")
+	detect := func(img string) safeSDResult {
+		out.Reset()
+		require.NoError(t, cmdWatermark([]string{"detect", "--scheme", "safesd", "--safesd", filepath.Join(model, "safesd"), "--image", img, "--json"}, &out))
+		var r safeSDResult
+		require.NoError(t, json.Unmarshal(out.Bytes(), &r))
+		require.Len(t, r.Probs, 441)
+		return r
+	}
+	r := detect(marked)
+	require.True(t, r.Marked, r.Reason)
+	require.Equal(t, "id-42", r.Payload)
+
+	// The unmarked twin: generate the same prompt and seed without the trigger.
+	require.NoError(t, cmdGenerate([]string{"--model", model, "--backend", "cpu", "--prompt", "dress", "--steps", "4", "--guidance", "1.5", "--seed", "7", "--out", clean}, &out))
+	r = detect(clean)
+	require.False(t, r.Marked)
+	require.NotEmpty(t, r.Reason)
+
+	out.Reset()
+	require.NoError(t, cmdWatermark([]string{"detect", "--scheme", "safesd", "--model", model, "--image", clean}, &out))
+	require.Contains(t, out.String(), "no mark")
+
+	require.ErrorContains(t, cmdWatermark(append([]string{"embed", "--prompt", "dress", "--payload", "x", "--out", marked}, common...), &out), `lacks the trigger word "#wm"`)
+	require.ErrorContains(t, cmdWatermark(append([]string{"embed", "--prompt", "dress #wm", "--out", marked}, common...), &out), "--payload")
+	require.ErrorContains(t, cmdWatermark(append([]string{"embed", "--prompt", "dress #wm", "--payload", "far too long", "--out", marked}, common...), &out), "safesd: payload")
+	require.ErrorContains(t, cmdWatermark([]string{"detect", "--scheme", "safesd", "--safesd", tmp, "--image", clean}, &out), "safesd")
+}
