@@ -21,6 +21,7 @@ import (
 	"retrace/nn/imageio"
 	"retrace/nn/pack"
 	"retrace/samplers"
+	"retrace/samplers/watermark"
 )
 
 // ErrCanceled is returned by a run stopped with cancel().
@@ -112,19 +113,29 @@ type ModelInfo struct {
 	// Restore lists restore()'s tasks and solvers (nil: a latent-space
 	// model, which restore refuses).
 	Restore *RestoreInfo `json:"restore"`
+	// SafeSD describes the pack's Safe-SD-style QR watermark component
+	// (nil: the pack has none; Safe-SD then reports "not available").
+	SafeSD *SafeSDInfo `json:"safesd"`
 }
 
 // Model is a loaded pipeline.
 type Model struct {
-	SD   *samplers.StableDiffusion
-	Info ModelInfo
+	SD *samplers.StableDiffusion
+	// SafeSD: the pack's optional Safe-SD injector and detector (nil
+	// without one).
+	SafeSD *watermark.SafeSD
+	Info   ModelInfo
 }
 
 // Free releases the model's weights.
 func (m *Model) Free() {
-	if m != nil && m.SD != nil {
+	if m == nil {
+		return
+	}
+	if m.SD != nil {
 		m.SD.Free()
 	}
+	m.SafeSD.Free()
 }
 
 // LoadModel opens the pack behind f (verifying each shard's sha256 as it
@@ -140,6 +151,10 @@ func LoadModel(be nn.Backend, f pack.Fetcher, name string) (*Model, error) {
 		return nil, withCode(CodeBadPack, err)
 	}
 	m := &Model{SD: sd, Info: ModelInfo{Name: name, Vocabulary: Vocabulary(p.Manifest)}}
+	if m.SafeSD, err = loadSafeSD(be, p); err != nil {
+		m.Free()
+		return nil, withCode(CodeBadPack, err)
+	}
 	f0 := 1
 	m.Info.Channels = sd.UNet.Config.InChannels
 	if sd.VAE != nil {
@@ -149,6 +164,7 @@ func LoadModel(be nn.Backend, f pack.Fetcher, name string) (*Model, error) {
 	}
 	m.Info.Resolution = sd.UNet.Config.SampleSize * f0
 	m.Info.Restore = restoreInfo(m.Info.Latent, m.Info.Channels)
+	m.Info.SafeSD = m.safeSDInfo()
 	if c, ok := p.Manifest.Components["scheduler"]; ok {
 		var sc struct {
 			Class string `json:"_class_name"`

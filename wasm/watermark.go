@@ -9,8 +9,11 @@ package main
 //     prompt and tests the masked spectrum (p-value).
 //   - DwtDct (invisible-watermark's dwtDct): marks any image of at least
 //     256×256 pixels with a bit payload, pure Go on the CPU, no model.
-//   - Safe-SD-style QR watermark: not built yet; detect reports it as
-//     "not available", never a fake result.
+//   - Safe-SD-style QR watermark (safesd.go): a generation whose prompt
+//     carries the trigger word gets a QR code of a short ID written into
+//     its final sample by the pack's trained injector; its detector reads
+//     the code back from any image. Models whose pack has no safesd
+//     component report it as "not available", never a fake result.
 //
 // Detection runs every available scheme on the image and reports each
 // separately; nothing leaves the page.
@@ -35,12 +38,12 @@ const (
 	// CodeImageTooSmall: DwtDct needs at least 256×256 pixels.
 	CodeImageTooSmall = "image-too-small"
 	// CodeBadPayload: the DwtDct payload is missing, not bits, or too long
-	// for the image.
+	// for the image; the Safe-SD payload is empty or longer than a QR
+	// code holds.
 	CodeBadPayload = "bad-payload"
 )
 
-// Watermark schemes: what the page can embed and detect. SafeSD is listed
-// so the page can show it as not available yet.
+// Watermark schemes: what the page can embed and detect.
 const (
 	SchemeTreeRing = "treering"
 	SchemeDwtDct   = "dwtdct"
@@ -127,10 +130,13 @@ type WatermarkEmbedOptions struct {
 	Generate GenerateOptions
 	Key      TreeRingKeyOptions
 	// DwtDct: the image to mark and its payload (text, whose UTF-8 bytes
-	// are the bits, or a bit string; one of them).
+	// are the bits, or a bit string; one of them). Safe-SD: Payload is the
+	// ID (≤ 7 bytes) and Generate the generation, whose prompt must
+	// contain Trigger ("": watermark.DefaultTrigger).
 	Image   Image
 	Payload string
 	Bits    string
+	Trigger string
 }
 
 // EmbedTreeRing generates with the loaded model from the seed's noise
@@ -307,34 +313,26 @@ type TreeRingReport struct {
 	Ms     float64 `json:"ms"`
 }
 
-// SafeSDReport says the Safe-SD-style scheme is not built yet.
-type SafeSDReport struct {
-	Scheme  string `json:"scheme"`
-	Verdict string `json:"verdict"`
-	Reason  string `json:"reason"`
-}
-
 // WatermarkReport is watermarkDetect()'s result: one report per scheme.
 type WatermarkReport struct {
 	Width    int             `json:"width"`
 	Height   int             `json:"height"`
 	DwtDct   *DwtDctReport   `json:"dwtdct"`
 	TreeRing *TreeRingReport `json:"treering"`
-	SafeSD   SafeSDReport    `json:"safesd"`
+	SafeSD   *SafeSDReport   `json:"safesd"`
 	// Marked: some scheme found a mark.
 	Marked bool    `json:"marked"`
 	Ms     float64 `json:"ms"`
 }
-
-var safeSDNotBuilt = SafeSDReport{Scheme: SchemeSafeSD, Verdict: VerdictNotAvailable,
-	Reason: "the Safe-SD-style QR watermark is not available yet (its injector and detector are not built)"}
 
 func schemeError(err error) *SchemeError {
 	return &SchemeError{Code: ErrorCode(err), Message: err.Error()}
 }
 
 // DetectWatermarks runs the requested schemes (all by default) on the
-// image. m may be nil (no model loaded): Tree-Ring then does not run.
+// image. m may be nil (no model loaded): Tree-Ring and Safe-SD then do
+// not run; a model without a safesd component reports Safe-SD "not
+// available".
 // onStep sees the inversion's steps; its error (ErrCanceled) stops the
 // call.
 func DetectWatermarks(m *Model, be nn.Backend, o WatermarkDetectOptions, onStep func(Step) error) (*WatermarkReport, error) {
@@ -342,15 +340,11 @@ func DetectWatermarks(m *Model, be nn.Backend, o WatermarkDetectOptions, onStep 
 	explicit := o.Schemes != nil
 	schemes := o.Schemes
 	if !explicit {
-		schemes = []string{SchemeDwtDct, SchemeTreeRing}
+		schemes = []string{SchemeDwtDct, SchemeSafeSD, SchemeTreeRing}
 	}
 	for _, s := range schemes {
 		switch s {
-		case SchemeDwtDct, SchemeTreeRing:
-		case SchemeSafeSD:
-			if explicit && len(schemes) == 1 {
-				return nil, withCode(CodeBadOptions, errors.New("watermark: "+safeSDNotBuilt.Reason))
-			}
+		case SchemeDwtDct, SchemeTreeRing, SchemeSafeSD:
 		default:
 			return nil, withCode(CodeBadOptions, fmt.Errorf("watermark: unknown scheme %q (want %s, %s or %s)", s, SchemeTreeRing, SchemeDwtDct, SchemeSafeSD))
 		}
@@ -394,7 +388,7 @@ func DetectWatermarks(m *Model, be nn.Backend, o WatermarkDetectOptions, onStep 
 		return nil, err
 	}
 	b := img.Bounds()
-	rep := &WatermarkReport{Width: b.Dx(), Height: b.Dy(), SafeSD: safeSDNotBuilt}
+	rep := &WatermarkReport{Width: b.Dx(), Height: b.Dy()}
 	for _, s := range schemes {
 		switch s {
 		case SchemeDwtDct:
@@ -423,9 +417,30 @@ func DetectWatermarks(m *Model, be nn.Backend, o WatermarkDetectOptions, onStep 
 				r = &TreeRingReport{Scheme: SchemeTreeRing, Verdict: VerdictNotRun, Error: schemeError(err), Method: o.Method, Steps: o.Steps}
 			}
 			rep.TreeRing = r
+		case SchemeSafeSD:
+			var r *SafeSDReport
+			var err error
+			switch {
+			case m == nil:
+				err = withCode(CodeNoModel, errors.New("watermark: Safe-SD detection needs the loaded model's safesd component: load a model first"))
+			case m.SafeSD == nil && !explicit:
+				r = &SafeSDReport{Scheme: SchemeSafeSD, Verdict: VerdictNotAvailable, Reason: safeSDNone}
+			default:
+				r, err = m.detectSafeSD(be, img)
+			}
+			if err != nil {
+				if explicit || ErrorCode(err) == CodeDeviceLost {
+					return nil, err
+				}
+				if be != nil {
+					be.ClearErr()
+				}
+				r = &SafeSDReport{Scheme: SchemeSafeSD, Verdict: VerdictNotRun, Error: schemeError(err)}
+			}
+			rep.SafeSD = r
 		}
 	}
-	rep.Marked = rep.DwtDct != nil && rep.DwtDct.Marked || rep.TreeRing != nil && rep.TreeRing.Marked
+	rep.Marked = rep.DwtDct != nil && rep.DwtDct.Marked || rep.TreeRing != nil && rep.TreeRing.Marked || rep.SafeSD != nil && rep.SafeSD.Marked
 	rep.Ms = float64(time.Since(start).Microseconds()) / 1000
 	return rep, nil
 }

@@ -24,6 +24,19 @@ func payloadOptions(o js.Value) (text, bits string) {
 	return optString(o, "payload", ""), optString(o, "bits", "")
 }
 
+// generateOptions reads a marked generation's settings: prompt, negative,
+// steps, guidance, seed, previews — from o, or from o.generate when given.
+func generateOptions(o js.Value, steps, guidance float64) GenerateOptions {
+	if g := o.Get("generate"); isObject(g) {
+		o = g
+	}
+	return GenerateOptions{
+		Prompt: optString(o, "prompt", ""), Negative: optString(o, "negative", ""),
+		Steps: int(optNumber(o, "steps", steps)), Guidance: float32(optNumber(o, "guidance", guidance)),
+		Seed: uint64(optNumber(o, "seed", 0)), Previews: optBool(o, "previews", true),
+	}
+}
+
 func apiWatermarkEmbed(_ js.Value, args []js.Value) any {
 	o := arg(args, 0)
 	return promise(func() (any, error) {
@@ -45,11 +58,7 @@ func apiWatermarkEmbed(_ js.Value, args []js.Value) any {
 			}
 			return resultJS(res), nil
 		case SchemeTreeRing:
-			eo.Generate = GenerateOptions{
-				Prompt: optString(o, "prompt", ""), Negative: optString(o, "negative", ""),
-				Steps: int(optNumber(o, "steps", 50)), Guidance: float32(optNumber(o, "guidance", 7.5)),
-				Seed: uint64(optNumber(o, "seed", 0)), Previews: optBool(o, "previews", true),
-			}
+			eo.Generate = generateOptions(o, 50, 7.5)
 			eo.Key = keyOptions(o)
 			return run(o, func(m *Model, be nn.Backend, step func(Step) error) (*Result, error) {
 				res, err := m.EmbedTreeRing(be, eo, step)
@@ -60,9 +69,14 @@ func apiWatermarkEmbed(_ js.Value, args []js.Value) any {
 				return res, err
 			})
 		case SchemeSafeSD:
-			return nil, withCode(CodeBadOptions, errors.New("watermarkEmbed: "+safeSDNotBuilt.Reason))
+			eo.Generate = generateOptions(o, SafeSDDefaultSteps, SafeSDDefaultGuidance)
+			eo.Payload = optString(o, "payload", "")
+			eo.Trigger = optString(o, "trigger", "")
+			return run(o, func(m *Model, be nn.Backend, step func(Step) error) (*Result, error) {
+				return m.EmbedSafeSD(be, eo, step)
+			})
 		}
-		return nil, withCode(CodeBadOptions, errors.New(`watermarkEmbed: scheme must be "treering" or "dwtdct"`))
+		return nil, withCode(CodeBadOptions, errors.New(`watermarkEmbed: scheme must be "treering", "dwtdct" or "safesd"`))
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"retrace/nn"
 	"retrace/nn/golden"
 	"retrace/nn/imageio"
+	"retrace/samplers"
 	"retrace/samplers/watermark"
 )
 
@@ -90,7 +91,8 @@ func TestWatermarkDwtDct(t *testing.T) {
 	require.True(t, rep.Marked)
 	require.Equal(t, VerdictNotRun, rep.TreeRing.Verdict, "no model: Tree-Ring does not run")
 	require.Equal(t, CodeNoModel, rep.TreeRing.Error.Code)
-	require.Equal(t, VerdictNotAvailable, rep.SafeSD.Verdict)
+	require.Equal(t, VerdictNotRun, rep.SafeSD.Verdict, "no model: Safe-SD does not run")
+	require.Equal(t, CodeNoModel, rep.SafeSD.Error.Code)
 
 	// the RGBA form, an expected payload, bits
 	rep, err = DetectWatermarks(nil, nil, WatermarkDetectOptions{Image: Image{Width: 256, Height: 256, RGBA: res.Image.Pix}, Payload: "rtrc", Schemes: []string{SchemeDwtDct}}, nil)
@@ -170,8 +172,7 @@ func TestWatermarkDwtDct(t *testing.T) {
 	_, err = DetectWatermarks(nil, nil, WatermarkDetectOptions{Image: Image{Encoded: src}, Schemes: []string{"qr"}}, nil)
 	require.Equal(t, CodeBadOptions, ErrorCode(err), "%v", err)
 	_, err = DetectWatermarks(nil, nil, WatermarkDetectOptions{Image: Image{Encoded: src}, Schemes: []string{SchemeSafeSD}}, nil)
-	require.Equal(t, CodeBadOptions, ErrorCode(err), "%v", err)
-	require.ErrorContains(t, err, "not available yet")
+	require.Equal(t, CodeNoModel, ErrorCode(err), "%v", err)
 	_, err = DetectWatermarks(nil, nil, WatermarkDetectOptions{Image: Image{Encoded: src}, Schemes: []string{SchemeTreeRing}}, nil)
 	require.Equal(t, CodeNoModel, ErrorCode(err), "%v", err)
 }
@@ -262,4 +263,157 @@ func TestWatermarkTreeRing(t *testing.T) {
 	_, err = m.EmbedTreeRing(be, bo, nil)
 	require.Equal(t, CodeBadOptions, ErrorCode(err), "%v", err)
 	require.NoError(t, be.Err())
+}
+
+// Safe-SD with the default model's pack (its safesd component): a
+// generation whose prompt carries the trigger equals the package's
+// GenerateSafeSD (the CLI's code) and the page's PNG decodes to the
+// payload; the same generation without the trigger, a real Fashion-MNIST
+// image and another seed's clean image read as not marked; payload,
+// trigger and prompt errors are coded; a pack without the component
+// reports "not available" (never a fake result).
+func TestWatermarkSafeSD(t *testing.T) {
+	be := nn.NewCPU()
+	m, _ := fashionModel(t, be)
+	require.NotNil(t, m.SafeSD, "the default model's pack carries the safesd component")
+	require.Equal(t, &SafeSDInfo{Trigger: "#wm", MaxPayload: 7, Modules: 21, ImageSize: 32, Embed: true}, m.Info.SafeSD)
+
+	g := GenerateOptions{Prompt: "trouser #wm", Steps: 8, Guidance: 1.5, Seed: 3, Previews: true}
+	o := WatermarkEmbedOptions{Scheme: SchemeSafeSD, Generate: g, Payload: "rt-42"}
+	n := 0
+	mk, err := m.EmbedSafeSD(be, o, func(s Step) error {
+		n++
+		require.Equal(t, n, s.K)
+		require.NotNil(t, s.Preview)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, 8, n)
+	require.Equal(t, 32, mk.Image.Width)
+	require.Equal(t, SchemeSafeSD, mk.extra["scheme"])
+	require.Equal(t, "rt-42", mk.extra["payload"])
+	require.Equal(t, "#wm", mk.extra["trigger"])
+	require.Equal(t, "trouser", mk.extra["prompt"])
+	require.Equal(t, true, mk.extra["marked"])
+	code, err := m.SafeSD.Code("rt-42")
+	require.NoError(t, err)
+	bits := mk.extra["qr"].([]any)
+	require.Len(t, bits, 441)
+	for i, d := range code.Modules {
+		require.Equal(t, map[bool]int{true: 1, false: 0}[d], bits[i], "module %d", i)
+	}
+
+	// the package's path (the CLI's code) gives the same pixels
+	img, marked, err := m.SafeSD.GenerateSafeSD(be, m.SD, samplers.GenerateOptions{Prompt: g.Prompt, Steps: g.Steps, Guidance: g.Guidance, Seed: g.Seed, Height: 32, Width: 32}, "#wm", "rt-42")
+	require.NoError(t, err)
+	require.True(t, marked)
+	ref, err := m.result(be, img)
+	nn.Free(img)
+	require.NoError(t, err)
+	require.Equal(t, ref.Image.Pix, mk.Image.Pix)
+
+	detect := func(png []byte) *WatermarkReport {
+		rep, err := DetectWatermarks(m, be, WatermarkDetectOptions{Image: Image{Encoded: png}, Steps: 2}, nil)
+		require.NoError(t, err)
+		require.NotNil(t, rep.SafeSD)
+		require.Len(t, rep.SafeSD.Probs, 441)
+		require.Equal(t, 21, rep.SafeSD.Modules)
+		return rep
+	}
+	rep := detect(encodePNG(t, mk.Image))
+	s := rep.SafeSD
+	t.Logf("marked: %s, payload %q, %d corrected, %d erasures, agreement %.3f, confidence %.3f, %.0f ms", s.Verdict, s.Payload, s.Corrected, s.Erasures, s.ModuleAgreement, s.Confidence, s.Ms)
+	require.Equal(t, VerdictMarked, s.Verdict)
+	require.True(t, s.Marked)
+	require.Equal(t, "rt-42", s.Payload)
+	require.Nil(t, s.Error)
+	require.Greater(t, s.ModuleAgreement, 0.8)
+	require.True(t, rep.Marked, "the overall verdict includes Safe-SD")
+	// the RGBA form reads the same
+	rep2, err := DetectWatermarks(m, be, WatermarkDetectOptions{Image: Image{Width: 32, Height: 32, RGBA: mk.Image.Pix}, Schemes: []string{SchemeSafeSD}}, nil)
+	require.NoError(t, err)
+	require.Equal(t, s.Probs, rep2.SafeSD.Probs)
+	require.Nil(t, rep2.TreeRing)
+	// an upscaled copy (the CLI's crop and resize) still decodes
+	up := image.NewNRGBA(image.Rect(0, 0, 96, 96))
+	for y := 0; y < 96; y++ {
+		for x := 0; x < 96; x++ {
+			up.Set(x, y, mk.Image.toNRGBA().At(x/3, y/3))
+		}
+	}
+	var ub bytes.Buffer
+	require.NoError(t, png.Encode(&ub, up))
+	rep = detect(ub.Bytes())
+	require.Equal(t, "rt-42", rep.SafeSD.Payload, "the 96×96 copy")
+
+	// unmarked: the same generation without the trigger, a real image
+	twin := g
+	twin.Prompt = "trouser"
+	clean, err := m.Generate(be, twin, nil)
+	require.NoError(t, err)
+	require.NotEqual(t, clean.Image.Pix, mk.Image.Pix)
+	real, err := os.ReadFile(filepath.Join(golden.RepoRoot(t), "testdata", "fashion", "t10k-00002-trouser.png"))
+	require.NoError(t, err)
+	for name, p := range map[string][]byte{"twin": encodePNG(t, clean.Image), "real": real, "texture": texturePNG(t, 64, 64, 9)} {
+		rep := detect(p)
+		t.Logf("%s: %s (%s), confidence %.3f", name, rep.SafeSD.Verdict, rep.SafeSD.Reason, rep.SafeSD.Confidence)
+		require.Equal(t, VerdictNotMarked, rep.SafeSD.Verdict, name)
+		require.False(t, rep.SafeSD.Marked)
+		require.Empty(t, rep.SafeSD.Payload)
+		require.NotEmpty(t, rep.SafeSD.Reason)
+	}
+
+	// another trigger word
+	o2 := o
+	o2.Trigger, o2.Generate.Prompt, o2.Generate.Steps = "@mark", "@mark dress", 3
+	res, err := m.EmbedSafeSD(be, o2, nil)
+	require.NoError(t, err)
+	require.Equal(t, "dress", res.extra["prompt"])
+
+	// errors
+	for _, c := range []struct {
+		mod  func(*WatermarkEmbedOptions)
+		code string
+		msg  string
+	}{
+		{func(o *WatermarkEmbedOptions) { o.Generate.Prompt = "trouser" }, CodeBadOptions, `lacks the trigger word "#wm", so the image would carry no mark (add it as a separate word, e.g. "trouser #wm")`},
+		{func(o *WatermarkEmbedOptions) { o.Generate.Prompt = "trouser#wm" }, CodeBadOptions, "lacks the trigger word"},
+		{func(o *WatermarkEmbedOptions) { o.Payload = "" }, CodeBadPayload, "an ID of 1–7 bytes"},
+		{func(o *WatermarkEmbedOptions) { o.Payload = "12345678" }, CodeBadPayload, "has 8 bytes; a Safe-SD QR code (version 1, level H) holds at most 7"},
+		{func(o *WatermarkEmbedOptions) { o.Payload = "héllo!!" }, CodeBadPayload, "has 8 bytes"},
+		{func(o *WatermarkEmbedOptions) { o.Trigger = "# wm" }, CodeBadOptions, "one word"},
+		{func(o *WatermarkEmbedOptions) { o.Generate.Prompt = "hat #wm" }, CodeBadOptions, "not one of the model's classes"},
+		{func(o *WatermarkEmbedOptions) { o.Generate.Steps = 0 }, CodeBadOptions, "0 steps"},
+	} {
+		bo := o
+		c.mod(&bo)
+		_, err := m.EmbedSafeSD(be, bo, nil)
+		require.Equal(t, c.code, ErrorCode(err), "%v", err)
+		require.ErrorContains(t, err, c.msg)
+	}
+	_, err = m.EmbedSafeSD(be, o, func(Step) error { return ErrCanceled })
+	require.ErrorIs(t, err, ErrCanceled)
+	require.NoError(t, be.Err())
+}
+
+// A pack without a safesd component loads and works; Safe-SD reports
+// "not available" in detection and rejects embedding and an explicit
+// Safe-SD detection with unsupported-model.
+func TestWatermarkSafeSDMissing(t *testing.T) {
+	be := nn.NewCPU()
+	m, _ := tinyModel(t, be)
+	require.Nil(t, m.SafeSD)
+	require.Nil(t, m.Info.SafeSD)
+	src := testPNG(t, 40, 40)
+	rep, err := DetectWatermarks(m, be, WatermarkDetectOptions{Image: Image{Encoded: src}, Steps: 1}, nil)
+	require.NoError(t, err)
+	require.Equal(t, VerdictNotAvailable, rep.SafeSD.Verdict)
+	require.Contains(t, rep.SafeSD.Reason, "not available: this model has no Safe-SD injector/detector")
+	require.False(t, rep.SafeSD.Marked)
+	require.Nil(t, rep.SafeSD.Probs)
+	_, err = DetectWatermarks(m, be, WatermarkDetectOptions{Image: Image{Encoded: src}, Schemes: []string{SchemeSafeSD}}, nil)
+	require.Equal(t, CodeUnsupportedModel, ErrorCode(err), "%v", err)
+	require.ErrorContains(t, err, "no Safe-SD injector/detector")
+	_, err = m.EmbedSafeSD(be, WatermarkEmbedOptions{Scheme: SchemeSafeSD, Generate: GenerateOptions{Prompt: "a cat #wm", Steps: 1}, Payload: "x"}, nil)
+	require.Equal(t, CodeUnsupportedModel, ErrorCode(err), "%v", err)
 }

@@ -100,8 +100,11 @@ export class Retrace {
   /**
    * Marks an image. opts.scheme "treering": a generation with the loaded
    * model from key-marked noise {prompt, negative, steps, guidance, seed,
-   * keySeed, pattern}; "dwtdct": marks opts.image with {payload | bits}.
-   * → {width, height, rgba, calls, ms, scheme, key? | bits?}
+   * keySeed, pattern}; "dwtdct": marks opts.image with {payload | bits};
+   * "safesd": a generation {generate: {prompt, negative, steps, guidance,
+   * seed}, payload, trigger} whose prompt carries the trigger word.
+   * → {width, height, rgba, calls, ms, scheme, key? | bits? |
+   *    payload, trigger, prompt, marked, modules, qr}
    */
   watermarkEmbed(opts, onStep) {
     const transfer = opts.image?.rgba?.buffer ? [opts.image.rgba.buffer] : [];
