@@ -11,7 +11,7 @@ APT_PACKAGES := $(BUILD_PACKAGES) chromium
 ADDR ?= 127.0.0.1:8080
 SITE ?= dist/site
 
-.PHONY: setup setup-build test test-go test-wasm e2e bench run site fmt vet wasm golden train train-judge
+.PHONY: setup setup-build test test-go test-wasm e2e bench run site fmt vet wasm golden train train-judge train-safesd
 
 # apt_ensure installs the Debian packages in $(1) that are missing.
 define apt_ensure
@@ -76,6 +76,14 @@ train:
 train-judge:
 	sh tools/train/setup.sh
 	$(TRAIN_ENV) /usr/bin/python3 tools/train/judge.py train
+
+# The Safe-SD-style watermark's injector and detector (models/fashion/safesd,
+# docs/WATERMARK.md), its golden pairs, and its bit accuracy per attack.
+train-safesd:
+	sh tools/train/setup.sh
+	$(TRAIN_ENV) /usr/bin/python3 tools/train/safesd.py train --steps 6000 --minutes 45 --inj-ch 32 --det-ch 48
+	$(TRAIN_ENV) /usr/bin/python3 tools/train/safesd.py golden
+	$(TRAIN_ENV) /usr/bin/python3 tools/train/safesd.py test --n 1000
 
 # The static site (wasm runtime, pages, default pack), minified and
 # content-hashed, in $(SITE).

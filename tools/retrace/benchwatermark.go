@@ -49,11 +49,6 @@ type wmRow struct {
 	// exactly; FalsePositive the share of clean images from which any
 	// payload decodes.
 	FalsePositive *float64 `json:"false_positive_rate,omitempty"`
-	// Safe-SD with the synchronisation search (watermark.DefaultSearch):
-	// the same two rates when the detector also tries 117 zoom/rotation
-	// hypotheses.
-	SearchExact         *float64 `json:"search_exact_rate,omitempty"`
-	SearchFalsePositive *float64 `json:"search_false_positive_rate,omitempty"`
 	// Quality of marked vs unmarked (attack "none" only).
 	PSNR float64 `json:"psnr,omitempty"`
 	SSIM float64 `json:"ssim,omitempty"`
@@ -77,7 +72,6 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 	payload := fs.String("payload", "rtrc", "DwtDct payload (UTF-8, 8 bits per byte)")
 	ssPayload := fs.String("safesd-payload", "rtrc-01", "Safe-SD payload (the ID in the QR code, ≤ 7 bytes)")
 	ssDir := fs.String("safesd", "", "Safe-SD injector/detector folder (default <model>/safesd)")
-	ssSearch := fs.Bool("safesd-search", true, "Safe-SD: also measure detection with the zoom/rotation search (117 hypotheses per image)")
 	schemesFlag := fs.String("schemes", "treering,safesd,dwtdct", "schemes to measure (the generations are made once)")
 	carrier := fs.Int("dwtdct-size", 256, "DwtDct carrier size: the clean generations resized (bilinear) to this square size")
 	dst := fs.String("out", "bench/watermark", "output folder (images, results.jsonl, table.md)")
@@ -265,7 +259,7 @@ func cmdBenchWatermark(args []string, out io.Writer) error {
 		emit(quality)
 	}
 	if ss != nil {
-		if err := benchSafeSD(be, ss, ssCode, *ssPayload, clean, ssMarked, attacks, size, *batch, *ssSearch, emit); err != nil {
+		if err := benchSafeSD(be, ss, ssCode, *ssPayload, clean, ssMarked, attacks, size, *batch, emit); err != nil {
 			return err
 		}
 	}
@@ -536,14 +530,10 @@ func watermarkTable(rows []wmRow, methods []string) string {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\n### Safe-SD-style QR: module accuracy, payload decoded exactly, false positives on clean images (plain / with the zoom-rotation search)\n\n| attack | module accuracy | payload decoded | false positives | decoded, search | false positives, search |\n| --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("\n### Safe-SD-style QR: module accuracy, payload decoded exactly, false positives on clean images\n\n| attack | module accuracy | payload decoded | false positives |\n| --- | --- | --- | --- |\n")
 	for _, r := range rows {
 		if r.Scheme == "safesd" && r.Attack != "quality" && r.FalsePositive != nil {
-			se, sf := "–", "–"
-			if r.SearchExact != nil {
-				se, sf = fmt.Sprintf("%.3f", *r.SearchExact), fmt.Sprintf("%.3f", *r.SearchFalsePositive)
-			}
-			fmt.Fprintf(&b, "| %s | %.4f | %.3f | %.3f | %s | %s |\n", r.Attack, r.BitAcc, r.ExactRate, *r.FalsePositive, se, sf)
+			fmt.Fprintf(&b, "| %s | %.4f | %.3f | %.3f |\n", r.Attack, r.BitAcc, r.ExactRate, *r.FalsePositive)
 		}
 	}
 	b.WriteString("\n### DwtDct: bit accuracy, exact payload rate, clean images' bit accuracy\n\n| attack | bit accuracy | payload exact | clean bit accuracy |\n| --- | --- | --- | --- |\n")
@@ -565,7 +555,7 @@ func watermarkTable(rows []wmRow, methods []string) string {
 // generation with the trigger word. Rows: quality (PSNR/SSIM marked vs
 // unmarked), then per attack the module accuracy, the exact payload
 // rate and the false-positive rate on clean images.
-func benchSafeSD(be nn.Backend, ss *watermark.SafeSD, code *qr.Code, want string, clean, marked []*image.NRGBA, attacks []attack, size, batch int, search bool, emit func(wmRow)) error {
+func benchSafeSD(be nn.Backend, ss *watermark.SafeSD, code *qr.Code, want string, clean, marked []*image.NRGBA, attacks []attack, size, batch int, emit func(wmRow)) error {
 	n := len(clean)
 	var q, s float64
 	for i := range clean {
@@ -579,7 +569,7 @@ func benchSafeSD(be nn.Backend, ss *watermark.SafeSD, code *qr.Code, want string
 	}
 	emit(wmRow{Scheme: "safesd", Attack: "quality", N: n, PSNR: q / float64(n), SSIM: s / float64(n)})
 	for _, a := range attacks {
-		var acc, exact, fp, sExact, sFP float64
+		var acc, exact, fp float64
 		t0 := time.Now()
 		for i0 := 0; i0 < n; i0 += batch {
 			b := min(batch, n-i0)
@@ -595,24 +585,6 @@ func benchSafeSD(be nn.Backend, ss *watermark.SafeSD, code *qr.Code, want string
 						return err
 					}
 					vals = append(vals, v...)
-				}
-				if search {
-					imgs := make([][]float32, b)
-					for j := range imgs {
-						imgs[j] = vals[j*size*size : (j+1)*size*size]
-					}
-					res, err := ss.DetectSearch(be, imgs, nil, 0)
-					if err != nil {
-						return fmt.Errorf("bench-watermark: safesd search: %w", err)
-					}
-					for _, r := range res {
-						switch {
-						case k == 1 && r.Marked:
-							sFP++
-						case k == 0 && r.Marked && r.Payload == want:
-							sExact++
-						}
-					}
 				}
 				y := be.Upload([]int{b, 1, size, size}, vals)
 				dets, err := ss.Detect(be, y)
@@ -641,13 +613,8 @@ func benchSafeSD(be nn.Backend, ss *watermark.SafeSD, code *qr.Code, want string
 			}
 		}
 		f := fp / float64(n)
-		r := wmRow{Scheme: "safesd", Attack: a.Name, N: n, BitAcc: acc / float64(n), ExactRate: exact / float64(n), FalsePositive: &f,
-			Ms: float64(time.Since(t0).Microseconds()) / 1000 / float64(2*n)}
-		if search {
-			se, sf := sExact/float64(n), sFP/float64(n)
-			r.SearchExact, r.SearchFalsePositive = &se, &sf
-		}
-		emit(r)
+		emit(wmRow{Scheme: "safesd", Attack: a.Name, N: n, BitAcc: acc / float64(n), ExactRate: exact / float64(n), FalsePositive: &f,
+			Ms: float64(time.Since(t0).Microseconds()) / 1000 / float64(2*n)})
 	}
 	return nil
 }
