@@ -30,14 +30,9 @@ func init() {
 // loadImage reads a PNG/JPEG and centre-crops/resizes it to size×size,
 // returning [1, 3, size, size] in [−1, 1].
 func loadImage(be nn.Backend, path string, size int) (*nn.Tensor, error) {
-	f, err := os.Open(path)
+	img, err := loadPicture(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	img, _, err := imageio.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	v, crop, err := imageio.ToCHW(img, size, size)
 	if err != nil {

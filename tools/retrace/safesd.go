@@ -123,14 +123,9 @@ func (r *safeSDRun) detect(in string, asJSON bool, out io.Writer) error {
 		return err
 	}
 	defer ss.Free()
-	f, err := os.Open(in)
+	img, err := loadPicture(in)
 	if err != nil {
 		return err
-	}
-	img, _, err := imageio.Decode(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", in, err)
 	}
 	s := ss.Config.ImageSize
 	v, _, err := imageio.ToCHW(img, s, s)

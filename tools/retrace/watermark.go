@@ -134,14 +134,9 @@ func dwtDctEmbed(in, dst string, bits []bool, out io.Writer) error {
 	if in == "" {
 		return errors.New("watermark embed: --image is required")
 	}
-	f, err := os.Open(in)
+	img, err := loadPicture(in)
 	if err != nil {
 		return err
-	}
-	img, _, err := imageio.Decode(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", in, err)
 	}
 	marked, err := watermark.EmbedDwtDct(img, bits)
 	if err != nil {
@@ -184,14 +179,9 @@ func dwtDctDetect(in string, n int, expect []bool, asJSON bool, out io.Writer) e
 	if in == "" {
 		return errors.New("watermark detect: --image is required")
 	}
-	f, err := os.Open(in)
+	img, err := loadPicture(in)
 	if err != nil {
 		return err
-	}
-	img, _, err := imageio.Decode(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", in, err)
 	}
 	bits, votes, err := watermark.DecodeDwtDct(img, n)
 	if err != nil {
