@@ -327,9 +327,13 @@ func SplitTrigger(prompt, trigger string) (string, bool) {
 // default model's 1×32×32 samples). Returns the image [B, 1, S, S] in
 // [0, 1] and whether it was marked.
 func (s *SafeSD) GenerateSafeSD(be nn.Backend, sd *samplers.StableDiffusion, o samplers.GenerateOptions, trigger, payload string) (*nn.Tensor, bool, error) {
-	if sd.VAE != nil || sd.UNet.Config.OutChannels != 1 || sd.UNet.Config.SampleSize != s.Config.ImageSize {
-		return nil, false, fmt.Errorf("safesd: the injector works on pixel-space 1×%d×%d samples (retrace's default model); this pipeline makes %d-channel %d×%d latents%s",
-			s.Config.ImageSize, s.Config.ImageSize, sd.UNet.Config.OutChannels, sd.UNet.Config.SampleSize, sd.UNet.Config.SampleSize, map[bool]string{true: " for a VAE", false: ""}[sd.VAE != nil])
+	if u := sd.UNet.Config; sd.VAE != nil || u.OutChannels != 1 || u.SampleSize != s.Config.ImageSize {
+		kind := "samples"
+		if sd.VAE != nil {
+			kind = "latents for a VAE"
+		}
+		return nil, false, fmt.Errorf("safesd: the injector works on pixel-space 1×%d×%d samples (retrace's default model); this pipeline makes %d-channel %d×%d %s",
+			s.Config.ImageSize, s.Config.ImageSize, u.OutChannels, u.SampleSize, u.SampleSize, kind)
 	}
 	prompt, on := SplitTrigger(o.Prompt, trigger)
 	var code *qr.Code

@@ -11,6 +11,7 @@ import (
 	"retrace/nn"
 	"retrace/nn/golden"
 	"retrace/nn/safetensors"
+	"retrace/samplers"
 	"retrace/samplers/watermark/qr"
 )
 
@@ -165,6 +166,20 @@ func TestSafeSDErrors(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+// TestSafeSDWrongPipeline: a latent (VAE) pipeline is refused with the
+// reason, not marked with an injector trained on other samples.
+func TestSafeSDWrongPipeline(t *testing.T) {
+	be := nn.NewCPU()
+	ss, err := LoadSafeSDDir(be, safeSDDir(t))
+	require.NoError(t, err)
+	defer ss.Free()
+	sd, err := samplers.LoadStableDiffusionAny(be, golden.TinyPipelineFolder(t), nn.F32)
+	require.NoError(t, err)
+	defer sd.Free()
+	_, _, err = ss.GenerateSafeSD(be, sd, samplers.GenerateOptions{Prompt: "a horse #wm", Steps: 1, Height: 32, Width: 32}, DefaultTrigger, "id")
+	require.ErrorContains(t, err, "latents for a VAE")
 }
 
 func TestSafeSDSplitTrigger(t *testing.T) {
